@@ -1,0 +1,228 @@
+package daprtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Version is the pinned daprd version; bin/daprd-<Version>/daprd is where
+// `make daprd` caches the binary.
+const Version = "1.18.2"
+
+// Binary returns the daprd to run: $DAPRD, else the repository's cached
+// build. A missing binary fails the test with what to run.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("DAPRD"); p != "" {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "daprd-"+Version, "daprd")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("daprd not found at %s: run `make daprd` (or set DAPRD)", p)
+	}
+	return p
+}
+
+// FreePort returns a TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// UniqueID returns name with a random suffix, for app-ids and topics that
+// must not meet another test's over mDNS or a shared broker.
+func UniqueID(name string) string { return fmt.Sprintf("%s-%06d", name, rand.IntN(1_000_000)) }
+
+// Options describe one daprd.
+type Options struct {
+	AppID       string
+	AppPort     int    // 0: no app
+	AppProtocol string // "http" (default) or "grpc"
+	// Resources are component/subscription/resiliency YAML documents written
+	// to a temporary --resources-path.
+	Resources map[string]string
+	// ResourcesDir is used instead of Resources when set.
+	ResourcesDir string
+	Env          []string // extra environment, e.g. APP_API_TOKEN=...
+	Args         []string // extra daprd flags
+}
+
+// Daprd is a running daprd.
+type Daprd struct {
+	AppID              string
+	HTTPPort, GRPCPort int
+	cmd                *exec.Cmd
+	log                *syncBuffer
+	done               chan struct{}
+}
+
+// Start runs daprd and stops it when the test ends. It does not wait for
+// health: call WaitHealthy once the app listens (daprd's healthz waits for
+// the app) or WaitOutbound when there is none yet.
+func Start(t testing.TB, o Options) *Daprd {
+	t.Helper()
+	dir := o.ResourcesDir
+	if dir == "" {
+		dir = t.TempDir()
+		for name, doc := range o.Resources {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d := &Daprd{AppID: o.AppID, HTTPPort: FreePort(t), GRPCPort: FreePort(t), log: &syncBuffer{}, done: make(chan struct{})}
+	if o.AppProtocol == "" {
+		o.AppProtocol = "http"
+	}
+	args := []string{
+		"--app-id", o.AppID,
+		"--dapr-http-port", strconv.Itoa(d.HTTPPort),
+		"--dapr-grpc-port", strconv.Itoa(d.GRPCPort),
+		"--dapr-internal-grpc-port", strconv.Itoa(FreePort(t)),
+		"--metrics-port", strconv.Itoa(FreePort(t)),
+		"--resources-path", dir,
+		"--app-protocol", o.AppProtocol,
+		"--log-level", "info",
+		"--placement-host-address", "",
+		"--scheduler-host-address", "",
+	}
+	if o.AppPort != 0 {
+		args = append(args, "--app-port", strconv.Itoa(o.AppPort))
+	}
+	args = append(args, o.Args...)
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = append(os.Environ(), o.Env...)
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start daprd: %v", err)
+	}
+	d.cmd = cmd
+	go func() { _ = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.Stop()
+		if t.Failed() {
+			t.Logf("daprd %s log:\n%s", o.AppID, d.log.String())
+		}
+	})
+	return d
+}
+
+// Stop sends SIGTERM to daprd's process group and SIGKILL after 10 s.
+func (d *Daprd) Stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+}
+
+// Log returns what daprd printed so far.
+func (d *Daprd) Log() string { return d.log.String() }
+
+// GRPCAddress is daprd's gRPC API address.
+func (d *Daprd) GRPCAddress() string { return "127.0.0.1:" + strconv.Itoa(d.GRPCPort) }
+
+// URL returns daprd's HTTP API URL for path, e.g. "/v1.0/healthz".
+func (d *Daprd) URL(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", d.HTTPPort, path) }
+
+// WaitHealthy waits until GET /v1.0/healthz answers 204 (app reachable too).
+func (d *Daprd) WaitHealthy(t testing.TB) { t.Helper(); d.wait(t, "/v1.0/healthz") }
+
+// WaitOutbound waits until the sidecar's own APIs answer.
+func (d *Daprd) WaitOutbound(t testing.TB) { t.Helper(); d.wait(t, "/v1.0/healthz/outbound") }
+
+func (d *Daprd) wait(t testing.TB, path string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-d.done:
+			t.Fatalf("daprd %s exited early:\n%s", d.AppID, d.log.String())
+		default:
+		}
+		resp, err := http.Get(d.URL(path))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("daprd %s: %s not healthy within 60s:\n%s", d.AppID, path, d.log.String())
+}
+
+// Redis is a private redis-server on a free port.
+type Redis struct{ Addr string }
+
+// StartRedis runs a private, non-persistent redis-server for the test.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not on PATH: install Debian's redis-server package (.ci/run does)")
+	}
+	port := FreePort(t)
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return &Redis{Addr: addr}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("redis-server on %s did not start", addr)
+	return nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

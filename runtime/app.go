@@ -1,0 +1,245 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+)
+
+// Options configure an App.
+type Options struct {
+	// Logger receives the runtime's structured logs; nil discards them.
+	Logger *slog.Logger
+	// Middleware wraps every registered handler, outermost first.
+	Middleware []Middleware
+}
+
+// Subscription is a programmatic pub/sub subscription, as served on
+// GET /dapr/subscribe (HTTP) or ListTopicSubscriptions (gRPC).
+type Subscription struct {
+	Pubsub          string            `json:"pubsubname"`
+	Topic           string            `json:"topic"`
+	Route           string            `json:"route"`                     // HTTP path daprd POSTs to, e.g. "/orders"
+	DeadLetterTopic string            `json:"deadLetterTopic,omitempty"` // where DROPped events go
+	Metadata        map[string]string `json:"metadata,omitempty"`        // e.g. {"rawPayload": "true"}
+}
+
+// Component names a Dapr component a registered function needs, checked
+// against the sidecar's metadata at start.
+type Component struct {
+	Kind string // "state", "pubsub" or "bindings"
+	Name string // the component's metadata.name, e.g. "statestore"
+	Type string // the component's type when known, e.g. "state.redis"
+}
+
+// Is reports whether c and o name the same component (kind and name).
+func (c Component) Is(o Component) bool { return c.Kind == o.Kind && c.Name == o.Name }
+
+// String renders "state/statestore".
+func (c Component) String() string { return c.Kind + "/" + c.Name }
+
+type topicEntry struct {
+	sub     Subscription
+	handler Handler
+}
+
+// App is one registry of functions: invocation routes, topic subscriptions
+// and input bindings. Build it with New, register with Invoke, Topic and
+// Binding, then serve it with package runtime/dapr. Registration is not
+// safe for concurrent use; dispatch is.
+type App struct {
+	log        *slog.Logger
+	middleware []Middleware
+	routes     []*route
+	topics     []topicEntry
+	bindings   map[string]Handler
+	components []Component
+	errs       []error
+}
+
+// New returns an empty App.
+func New(opts Options) *App {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &App{log: log, middleware: opts.Middleware, bindings: map[string]Handler{}}
+}
+
+// Logger returns the App's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// Err reports every registration mistake (bad or overlapping patterns,
+// duplicate topics or bindings). Transports refuse to serve an App with one.
+func (a *App) Err() error { return errors.Join(a.errs...) }
+
+func (a *App) wrap(h Handler) Handler {
+	for i := len(a.middleware) - 1; i >= 0; i-- {
+		h = a.middleware[i](h)
+	}
+	return h
+}
+
+// Handle registers h for invocations matching pattern, "METHOD /path" with
+// {name} wildcards: "GET /orders/{id}". Most callers use the typed Invoke.
+func (a *App) Handle(pattern string, h Handler) {
+	method, segs, err := parsePattern(pattern)
+	if err != nil {
+		a.errs = append(a.errs, err)
+		return
+	}
+	r := &route{method: method, segments: segs, pattern: pattern, handler: a.wrap(h)}
+	for _, o := range a.routes {
+		if o.overlaps(r) {
+			a.errs = append(a.errs, fmt.Errorf("route %q overlaps %q: give them distinct paths", pattern, o.pattern))
+			return
+		}
+	}
+	for _, t := range a.topics {
+		if method == "POST" && r.overlaps(&route{method: "POST", segments: splitPath(t.sub.Route)}) {
+			a.errs = append(a.errs, fmt.Errorf("route %q collides with the route %q of topic %s/%s: choose another topic route", pattern, t.sub.Route, t.sub.Pubsub, t.sub.Topic))
+			return
+		}
+	}
+	a.routes = append(a.routes, r)
+}
+
+// HandleTopic registers h for sub. Most callers use the typed Topic.
+func (a *App) HandleTopic(sub Subscription, h Handler) {
+	if sub.Pubsub == "" || sub.Topic == "" {
+		a.errs = append(a.errs, fmt.Errorf("subscription %+v: pubsub and topic are required", sub))
+		return
+	}
+	if sub.Route == "" {
+		sub.Route = "/" + sub.Topic
+	}
+	if !strings.HasPrefix(sub.Route, "/") {
+		sub.Route = "/" + sub.Route
+	}
+	for _, t := range a.topics {
+		if t.sub.Pubsub == sub.Pubsub && t.sub.Topic == sub.Topic {
+			a.errs = append(a.errs, fmt.Errorf("topic %s/%s registered twice", sub.Pubsub, sub.Topic))
+			return
+		}
+		if t.sub.Route == sub.Route {
+			a.errs = append(a.errs, fmt.Errorf("topics %s/%s and %s/%s share route %q: give each its own", t.sub.Pubsub, t.sub.Topic, sub.Pubsub, sub.Topic, sub.Route))
+			return
+		}
+	}
+	probe := &route{method: "POST", segments: splitPath(sub.Route)}
+	for _, r := range a.routes {
+		if r.overlaps(probe) {
+			a.errs = append(a.errs, fmt.Errorf("route %q of topic %s/%s collides with invocation route %q: choose another topic route", sub.Route, sub.Pubsub, sub.Topic, r.pattern))
+			return
+		}
+	}
+	a.topics = append(a.topics, topicEntry{sub: sub, handler: a.wrap(h)})
+	a.Requires(Component{Kind: "pubsub", Name: sub.Pubsub})
+}
+
+// HandleBinding registers h for the input binding name. Most callers use the
+// typed Binding.
+func (a *App) HandleBinding(name string, h Handler) {
+	if name == "" || strings.Contains(name, "/") {
+		a.errs = append(a.errs, fmt.Errorf("binding name %q: want a component name such as \"restock\"", name))
+		return
+	}
+	if _, dup := a.bindings[name]; dup {
+		a.errs = append(a.errs, fmt.Errorf("binding %q registered twice", name))
+		return
+	}
+	a.bindings[name] = a.wrap(h)
+	a.Requires(Component{Kind: "bindings", Name: name})
+}
+
+// Requires declares a component a registered function needs. The dapr
+// transport checks the sidecar has each one before it reports ready.
+func (a *App) Requires(cs ...Component) {
+	for _, c := range cs {
+		if !slices.ContainsFunc(a.components, c.Is) {
+			a.components = append(a.components, c)
+		}
+	}
+}
+
+// Components returns the components the App's functions need.
+func (a *App) Components() []Component { return slices.Clone(a.components) }
+
+// Subscriptions returns the App's topic subscriptions.
+func (a *App) Subscriptions() []Subscription {
+	subs := make([]Subscription, len(a.topics))
+	for i, t := range a.topics {
+		subs[i] = t.sub
+	}
+	return subs
+}
+
+// Bindings returns the names of the App's input bindings, sorted.
+func (a *App) Bindings() []string {
+	names := make([]string, 0, len(a.bindings))
+	for n := range a.bindings {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// HasBinding reports whether name is a registered input binding.
+func (a *App) HasBinding(name string) bool { _, ok := a.bindings[name]; return ok }
+
+// TopicRoute returns the subscription served at HTTP path route.
+func (a *App) TopicRoute(route string) (Subscription, bool) {
+	for _, t := range a.topics {
+		if t.sub.Route == route {
+			return t.sub, true
+		}
+	}
+	return Subscription{}, false
+}
+
+// Dispatch routes m to its handler and runs it: invocations by Method and
+// Path, topics by m.Event's Pubsub and Topic, bindings by Name. A delivery
+// nothing is registered for answers a NotFound error.
+func (a *App) Dispatch(ctx context.Context, m *Message) Reply {
+	switch m.Kind {
+	case KindInvoke:
+		for _, r := range a.routes {
+			params, ok := r.match(m.Method, m.Path, m.params[:0])
+			if ok {
+				m.params = params
+				m.Name = r.pattern
+				return r.handler.Handle(ctx, m)
+			}
+		}
+		return Reply{Err: NotFound("no_route", "no function handles %s /%s", m.Method, m.Path)}
+	case KindTopic:
+		if m.Event != nil {
+			for _, t := range a.topics {
+				if t.sub.Pubsub == m.Event.Pubsub && t.sub.Topic == m.Event.Topic {
+					m.Name = t.sub.Pubsub + "/" + t.sub.Topic
+					return t.handler.Handle(ctx, m)
+				}
+			}
+			return Reply{Err: NotFound("no_subscription", "no function subscribes to %s/%s", m.Event.Pubsub, m.Event.Topic)}
+		}
+		return Reply{Err: Invalid("no_event", "topic delivery without an event")}
+	case KindBinding:
+		if h, ok := a.bindings[m.Name]; ok {
+			return h.Handle(ctx, m)
+		}
+		return Reply{Err: NotFound("no_binding", "no function handles input binding %q", m.Name)}
+	}
+	return Reply{Err: Invalid("bad_kind", "unknown trigger kind %d", m.Kind)}
+}
+
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+

@@ -1,0 +1,209 @@
+package dapr
+
+import (
+	"context"
+	"crypto/subtle"
+	"strings"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/daprfn/shop/runtime"
+)
+
+// NewGRPCServer returns a gRPC server that serves app to daprd over the gRPC
+// app protocol (AppCallback and AppCallbackHealthCheck). appToken, when set,
+// must arrive as dapr-api-token metadata on every call.
+func NewGRPCServer(app *runtime.App, appToken string, opts ...grpc.ServerOption) *grpc.Server {
+	if appToken != "" {
+		opts = append(opts, grpc.UnaryInterceptor(tokenInterceptor(appToken)))
+	}
+	s := grpc.NewServer(opts...)
+	cb := &callback{app: app}
+	runtimev1.RegisterAppCallbackServer(s, cb)
+	runtimev1.RegisterAppCallbackHealthCheckServer(s, cb)
+	return s
+}
+
+func tokenInterceptor(token string) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		if strings.HasSuffix(info.FullMethod, "/HealthCheck") {
+			return next(ctx, req)
+		}
+		md, _ := metadata.FromIncomingContext(ctx)
+		got := md.Get("dapr-api-token")
+		if len(got) == 0 || subtle.ConstantTimeCompare([]byte(got[0]), []byte(token)) != 1 {
+			return nil, status.Error(codes.Unauthenticated, "missing or wrong dapr-api-token: the sidecar must run with the same APP_API_TOKEN as the app")
+		}
+		return next(ctx, req)
+	}
+}
+
+type callback struct {
+	runtimev1.UnimplementedAppCallbackServer
+	runtimev1.UnimplementedAppCallbackHealthCheckServer
+	app *runtime.App
+}
+
+func (c *callback) HealthCheck(context.Context, *emptypb.Empty) (*runtimev1.HealthCheckResponse, error) {
+	return &runtimev1.HealthCheckResponse{}, nil
+}
+
+func (c *callback) OnInvoke(ctx context.Context, in *commonv1.InvokeRequest) (*commonv1.InvokeResponse, error) {
+	m := &runtime.Message{
+		Kind:        runtime.KindInvoke,
+		Method:      "POST",
+		Path:        strings.TrimPrefix(in.GetMethod(), "/"),
+		ContentType: in.GetContentType(),
+		Body:        in.GetData().GetValue(),
+		Metadata:    incomingMetadata(ctx),
+	}
+	if ext := in.GetHttpExtension(); ext != nil {
+		m.Method = ext.GetVerb().String()
+		m.Query = ext.GetQuerystring()
+	}
+	reply := c.app.Dispatch(ctx, m)
+	if e := runtime.Classify(reply.Err); e != nil {
+		return nil, grpcError(e)
+	}
+	ct := reply.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	return &commonv1.InvokeResponse{Data: &anypb.Any{Value: reply.Body}, ContentType: ct}, nil
+}
+
+func (c *callback) ListTopicSubscriptions(context.Context, *emptypb.Empty) (*runtimev1.ListTopicSubscriptionsResponse, error) {
+	subs := c.app.Subscriptions()
+	out := &runtimev1.ListTopicSubscriptionsResponse{Subscriptions: make([]*runtimev1.TopicSubscription, len(subs))}
+	for i, s := range subs {
+		out.Subscriptions[i] = &runtimev1.TopicSubscription{
+			PubsubName:      s.Pubsub,
+			Topic:           s.Topic,
+			Metadata:        s.Metadata,
+			DeadLetterTopic: s.DeadLetterTopic,
+			Routes:          &runtimev1.TopicRoutes{Default: s.Route},
+		}
+	}
+	return out, nil
+}
+
+func (c *callback) OnTopicEvent(ctx context.Context, in *runtimev1.TopicEventRequest) (*runtimev1.TopicEventResponse, error) {
+	meta := &runtime.EventMeta{
+		ID:              in.GetId(),
+		Source:          in.GetSource(),
+		Type:            in.GetType(),
+		SpecVersion:     in.GetSpecVersion(),
+		DataContentType: in.GetDataContentType(),
+		Pubsub:          in.GetPubsubName(),
+		Topic:           in.GetTopic(),
+	}
+	if ext := in.GetExtensions(); ext != nil {
+		meta.TraceParent = structString(ext, "traceparent")
+		meta.TraceState = structString(ext, "tracestate")
+		meta.Subject = structString(ext, "subject")
+		if t, err := time.Parse(time.RFC3339Nano, structString(ext, "time")); err == nil {
+			meta.Time = t
+		}
+	}
+	m := &runtime.Message{
+		Kind:        runtime.KindTopic,
+		ContentType: in.GetDataContentType(),
+		Body:        in.GetData(),
+		Event:       meta,
+		Metadata:    incomingMetadata(ctx),
+	}
+	reply := c.app.Dispatch(ctx, m)
+	return &runtimev1.TopicEventResponse{Status: topicStatusPB(topicOutcome(reply.Err))}, nil
+}
+
+func (c *callback) ListInputBindings(context.Context, *emptypb.Empty) (*runtimev1.ListInputBindingsResponse, error) {
+	return &runtimev1.ListInputBindingsResponse{Bindings: c.app.Bindings()}, nil
+}
+
+func (c *callback) OnBindingEvent(ctx context.Context, in *runtimev1.BindingEventRequest) (*runtimev1.BindingEventResponse, error) {
+	m := &runtime.Message{
+		Kind:     runtime.KindBinding,
+		Name:     in.GetName(),
+		Body:     in.GetData(),
+		Metadata: in.GetMetadata(),
+	}
+	reply := c.app.Dispatch(ctx, m)
+	if e := runtime.Classify(reply.Err); e != nil {
+		return nil, grpcError(e)
+	}
+	return &runtimev1.BindingEventResponse{}, nil
+}
+
+func topicStatusPB(o runtime.Outcome) runtimev1.TopicEventResponse_TopicEventResponseStatus {
+	switch o {
+	case runtime.Success:
+		return runtimev1.TopicEventResponse_SUCCESS
+	case runtime.Retry:
+		return runtimev1.TopicEventResponse_RETRY
+	}
+	return runtimev1.TopicEventResponse_DROP
+}
+
+// grpcError maps an *Error to a gRPC status whose code daprd turns back into
+// the same HTTP status for HTTP callers; the stable code rides along as an
+// ErrorInfo reason.
+func grpcError(e *runtime.Error) error {
+	st := status.New(grpcCode(e.Status), e.Message)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Code, Domain: "daprfn"}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+func grpcCode(httpStatus int) codes.Code {
+	switch httpStatus {
+	case 400, 413, 422:
+		return codes.InvalidArgument
+	case 401:
+		return codes.Unauthenticated
+	case 403:
+		return codes.PermissionDenied
+	case 404:
+		return codes.NotFound
+	case 409:
+		return codes.Aborted
+	case 429:
+		return codes.ResourceExhausted
+	case 503:
+		return codes.Unavailable
+	case 504:
+		return codes.DeadlineExceeded
+	}
+	return codes.Internal
+}
+
+func structString(s *structpb.Struct, key string) string {
+	if v, ok := s.GetFields()[key]; ok {
+		return v.GetStringValue()
+	}
+	return ""
+}
+
+func incomingMetadata(ctx context.Context) map[string]string {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(md))
+	for k, v := range md {
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
+}

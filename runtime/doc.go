@@ -1,0 +1,47 @@
+// Package runtime hosts small, typed Go functions and lets a Dapr sidecar
+// trigger them.
+//
+// # The model in one page
+//
+// A function is plain Go: it takes a context and a typed input and returns a
+// typed output or an error. It never sees HTTP, gRPC or CloudEvent envelopes:
+//
+//	func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, error)
+//	func (s *Service) Restock(ctx context.Context, tick runtime.BindingEvent[struct{}]) error
+//	func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error
+//
+// An [App] is one registry of such functions, built explicitly (no init, no
+// package state). The generic adapters [Invoke], [Topic] and [Binding] decode
+// the trigger's payload into the function's input type exactly once (no
+// reflection beyond encoding/json), call it, and encode the answer once:
+//
+//	app := runtime.New(runtime.Options{Logger: log})
+//	runtime.Invoke(app, "POST /check", inv.Check)                 // service invocation
+//	runtime.Invoke(app, "GET /orders/{id}", orders.Get)           // path values via RequestBinder
+//	runtime.Binding(app, "restock", inv.Restock)                  // input binding (cron)
+//	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders"}, notify.Send)
+//
+// Package runtime/dapr serves an App to daprd over HTTP or gRPC (the app
+// protocol); package runtime/runtimetest drives it without daprd.
+//
+// # Outcomes are values
+//
+// A handler answers success (nil error), "retry later" or "drop (poison)".
+// [Classify] turns any error into an [*Error] with one [Outcome], an HTTP status
+// and a stable machine code; the transports map that, in one place each, to
+// the trigger's protocol:
+//
+//	outcome  invocation (HTTP app)        topic    binding
+//	success  200 + JSON body              SUCCESS  200
+//	retry    5xx {"error","code"}         RETRY    500
+//	drop     4xx {"error","code"}         DROP     400 (logged, not retried)
+//
+// Bad input (malformed JSON, a failed [Validator]) is a 400 for invocations
+// and a DROP for topics: never a panic, never a 500, never a stack trace.
+//
+// # Middleware
+//
+// Cross-cutting behaviour is a [Middleware], func([Handler]) [Handler], as in
+// net/http: [Recover], [Logging], [BodyLimit] and [TraceContext] compose
+// around every trigger alike.
+package runtime
