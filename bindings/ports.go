@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/daprfn/shop/runtime"
 )
@@ -103,4 +104,32 @@ func ComponentType(ctx context.Context, c Components, kind, name string) (string
 		}
 	}
 	return "", fmt.Errorf("component %s not loaded by the sidecar: add it to the resources path (components/) with this app-id in its scopes", want)
+}
+
+// TypeResolver returns the type of a component, e.g. "bindings.smtp".
+type TypeResolver func(ctx context.Context) (string, error)
+
+// FixedType is a TypeResolver for a type known up front.
+func FixedType(t string) TypeResolver {
+	return func(context.Context) (string, error) { return t, nil }
+}
+
+// TypeOf resolves the type of kind/name from the sidecar's metadata on first
+// use and remembers it; a failed look-up is tried again next time.
+func TypeOf(c Components, kind, name string) TypeResolver {
+	var mu sync.Mutex
+	var typ string
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if typ != "" {
+			return typ, nil
+		}
+		t, err := ComponentType(ctx, c, kind, name)
+		if err != nil {
+			return "", err
+		}
+		typ = t
+		return typ, nil
+	}
 }

@@ -84,9 +84,14 @@ func decodeInto(v any, body []byte) error {
 	return nil
 }
 
-// decodeEventData decodes CloudEvent data into v. Data that is a JSON string
+// decodeEventData decodes CloudEvent data into v; a *[]byte receives the
+// data as is. Data that is a JSON string
 // holding JSON (published as text) is unwrapped once.
 func decodeEventData(v any, data []byte) error {
+	if raw, ok := v.(*[]byte); ok { // raw bytes: no decoding, e.g. dead letters
+		*raw = data
+		return nil
+	}
 	if len(data) == 0 {
 		return Invalid("empty_event", "the event carries no data")
 	}

@@ -51,7 +51,13 @@ type Server struct {
 	sidecar Sidecar
 	log     *slog.Logger
 	ready   atomic.Bool
+	onReady []func(context.Context) error
 }
+
+// OnReady adds f to run once the sidecar check passed and before the server
+// reports ready; an error from f stops the server with it. Use it for
+// start-up work that needs the sidecar (schema creation, component checks).
+func (s *Server) OnReady(f func(ctx context.Context) error) { s.onReady = append(s.onReady, f) }
 
 // NewServer checks app and cfg and returns a Server. sidecar may be nil to
 // skip the component check (tests that drive the app without daprd).
@@ -126,6 +132,12 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.checkSidecar(ctx); err != nil {
 			cancel(err)
 			return
+		}
+		for _, f := range s.onReady {
+			if err := f(ctx); err != nil {
+				cancel(err)
+				return
+			}
 		}
 		s.ready.Store(true)
 		s.log.Info("ready: sidecar has every component the functions need", "components", componentNames(s.app.Components()))

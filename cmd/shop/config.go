@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is every environment variable the shop reads (README lists them).
+type Config struct {
+	Functions   []string `envconfig:"FUNCTIONS" default:"order,inventory,notification" desc:"functions this process serves: any of order, inventory, notification"`
+	AppID       string   `envconfig:"APP_ID" default:"order-service" desc:"this app's Dapr app-id (the CloudEvent source of order events)"`
+	AppPort     int      `envconfig:"APP_PORT" default:"3000" desc:"port daprd calls the app on (--app-port)"`
+	AppProtocol string   `envconfig:"APP_PROTOCOL" default:"http" desc:"app protocol between daprd and app: http or grpc (--app-protocol)"`
+	HealthPort  int      `envconfig:"HEALTH_PORT" default:"0" desc:"extra HTTP port for /healthz and /readyz when APP_PROTOCOL=grpc; 0 for none"`
+
+	DaprHost     string `envconfig:"DAPR_HOST" default:"127.0.0.1" desc:"host of the sidecar's APIs"`
+	DaprGRPCPort int    `envconfig:"DAPR_GRPC_PORT" default:"50001" desc:"sidecar gRPC API port the app calls out through"`
+	DaprAPIToken string `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
+	AppAPIToken  string `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set"`
+
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
+	MaxBodyBytes    int           `envconfig:"MAX_BODY_BYTES" default:"1048576" desc:"largest request or event body accepted"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight work may drain on SIGTERM"`
+	SidecarTimeout  time.Duration `envconfig:"SIDECAR_TIMEOUT" default:"60s" desc:"how long to wait for the sidecar at start"`
+	ResourcesPath   string        `envconfig:"DAPR_RESOURCES_PATH" default:"components/" desc:"where the sidecar loads components from (named in start-up errors)"`
+
+	StateStore        string `envconfig:"STATESTORE" default:"statestore" desc:"state store component"`
+	Pubsub            string `envconfig:"PUBSUB" default:"pubsub" desc:"pub/sub component"`
+	OrdersTopic       string `envconfig:"ORDERS_TOPIC" default:"orders" desc:"topic of order events"`
+	DeadLetterTopic   string `envconfig:"ORDERS_DEADLETTER_TOPIC" default:"orders-deadletter" desc:"dead-letter topic of the notification subscription"`
+	NotificationRoute string `envconfig:"NOTIFICATION_ROUTE" desc:"HTTP route of the orders subscription; default /orders, or /events/orders when order is served by the same app"`
+	InventoryAppID    string `envconfig:"INVENTORY_APP_ID" default:"inventory-service" desc:"app-id the order function invokes for stock, when inventory is not served by the same process"`
+	OrderStoreBinding string `envconfig:"ORDERSTORE_BINDING" default:"orderstore" desc:"output binding for order storage (localstorage or postgresql)"`
+	OrderTable        string `envconfig:"ORDER_TABLE" default:"orders" desc:"table for orders when the order storage binding is PostgreSQL"`
+	EmailBinding      string `envconfig:"EMAIL_BINDING" default:"email" desc:"output binding for emails (localstorage .eml files or smtp)"`
+	EmailFrom         string `envconfig:"EMAIL_FROM" default:"shop@example.com" desc:"sender address of confirmation emails"`
+	Catalog           string `envconfig:"CATALOG" desc:"products as id:name:stock,...; default the seed's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
+	RestockLevel      int    `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`
+	RestockBinding    string `envconfig:"RESTOCK_BINDING" default:"restock" desc:"cron input binding that triggers the restock"`
+	SweepBinding      string `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
+}
+
+var functionNames = []string{"order", "inventory", "notification"}
+
+func loadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	for i, f := range c.Functions {
+		c.Functions[i] = strings.TrimSpace(f)
+		if !slices.Contains(functionNames, c.Functions[i]) {
+			return c, fmt.Errorf("FUNCTIONS: unknown function %q: want any of %s", f, strings.Join(functionNames, ", "))
+		}
+	}
+	if len(c.Functions) == 0 {
+		return c, fmt.Errorf("FUNCTIONS is empty: want any of %s", strings.Join(functionNames, ", "))
+	}
+	if c.NotificationRoute == "" {
+		c.NotificationRoute = "/orders"
+		if c.serves("order") {
+			c.NotificationRoute = "/events/orders"
+		}
+	}
+	return c, nil
+}
+
+func (c Config) serves(fn string) bool { return slices.Contains(c.Functions, fn) }
+
+func newLogger(c Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("LOG_FORMAT %q: want text or json", c.LogFormat)
+}

@@ -1,0 +1,213 @@
+// Command shop serves the shop's functions (order, inventory, notification)
+// to a Dapr sidecar, any subset per process (FUNCTIONS), and runs a dapr.yaml
+// multi-app file with the pinned daprd (shop run -f deploy/dapr.yaml).
+//
+//	shop [serve]                 serve the functions named by FUNCTIONS
+//	shop run -f deploy/dapr.yaml start every app of the file with its daprd
+//	shop env                     list the environment variables
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/bindings/dapr"
+	"github.com/daprfn/shop/bindings/email"
+	"github.com/daprfn/shop/bindings/orderstore"
+	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/functions/notification"
+	"github.com/daprfn/shop/functions/order"
+	"github.com/daprfn/shop/runtime"
+	daprrt "github.com/daprfn/shop/runtime/dapr"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd := arg(1); cmd {
+	case "", "serve":
+		err = serve(ctx)
+	case "run":
+		err = launch(ctx, os.Args[2:])
+	case "env":
+		err = envconfig.Usage("", &Config{})
+	default:
+		err = fmt.Errorf("unknown command %q: want serve, run or env", cmd)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shop:", err)
+		os.Exit(1)
+	}
+}
+
+func arg(i int) string {
+	if len(os.Args) > i {
+		return os.Args[i]
+	}
+	return ""
+}
+
+func serve(ctx context.Context) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		return err
+	}
+	log = log.With("app", cfg.AppID)
+	sidecar, err := dapr.New(dapr.Config{
+		Address:    net.JoinHostPort(cfg.DaprHost, strconv.Itoa(cfg.DaprGRPCPort)),
+		APIToken:   cfg.DaprAPIToken,
+		StateStore: cfg.StateStore,
+	})
+	if err != nil {
+		return err
+	}
+	defer sidecar.Close()
+
+	app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
+	cleanup, err := register(app, cfg, sidecar, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup.close()
+	srv, err := daprrt.NewServer(app, daprrt.ServerConfig{
+		Protocol:        daprrt.Protocol(cfg.AppProtocol),
+		Address:         ":" + strconv.Itoa(cfg.AppPort),
+		HealthAddress:   healthAddress(cfg),
+		AppToken:        cfg.AppAPIToken,
+		MaxBody:         int64(cfg.MaxBodyBytes),
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		SidecarTimeout:  cfg.SidecarTimeout,
+		ResourcesHint:   cfg.ResourcesPath,
+	}, sidecar)
+	if err != nil {
+		return err
+	}
+	for _, f := range cleanup.onReady {
+		srv.OnReady(f)
+	}
+	log.Info("serving functions", "functions", cfg.Functions, "protocol", cfg.AppProtocol, "port", cfg.AppPort)
+	err = srv.Run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func healthAddress(cfg Config) string {
+	if cfg.HealthPort == 0 {
+		return ""
+	}
+	return ":" + strconv.Itoa(cfg.HealthPort)
+}
+
+// wiring is what register leaves for serve: start-up checks and shutdown work.
+type wiring struct {
+	onReady []func(context.Context) error
+	closers []func()
+}
+
+func (w wiring) close() {
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		w.closers[i]()
+	}
+}
+
+// register wires the selected functions to their triggers: every trigger of
+// the deployed app is visible here.
+func register(app *runtime.App, cfg Config, sc *dapr.Client, log *slog.Logger) (wiring, error) {
+	var w wiring
+	state := runtime.Component{Kind: "state", Name: cfg.StateStore}
+
+	var inv *inventory.Service
+	if cfg.serves("inventory") {
+		catalog := inventory.SeedCatalog
+		if cfg.Catalog != "" {
+			c, err := inventory.ParseCatalog(cfg.Catalog)
+			if err != nil {
+				return w, fmt.Errorf("CATALOG: %w", err)
+			}
+			catalog = c
+		}
+		var err error
+		inv, err = inventory.New(sc, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel})
+		if err != nil {
+			return w, err
+		}
+		runtime.Invoke(app, "POST /check", inv.Check)
+		runtime.Invoke(app, "POST /release", inv.Release)
+		runtime.Invoke(app, "GET /inventory", inv.List)
+		runtime.Binding(app, cfg.RestockBinding, inv.Restock)
+		app.Requires(state)
+	}
+
+	if cfg.serves("order") {
+		var stock order.Stock = order.InvokeStock{Invoker: sc, AppID: cfg.InventoryAppID}
+		if inv != nil {
+			stock = localStock{inv} // same process: no sidecar hop
+		}
+		archive, err := orderstore.New(sc, cfg.OrderStoreBinding, bindings.TypeOf(sc, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
+		if err != nil {
+			return w, err
+		}
+		ob, err := order.NewOutbox(sc, sc, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID}, log)
+		if err != nil {
+			return w, err
+		}
+		w.closers = append(w.closers, ob.Close)
+		orders, err := order.New(sc, stock, ob, log)
+		if err != nil {
+			return w, err
+		}
+		runtime.Invoke(app, "POST /orders", orders.Create)
+		runtime.Invoke(app, "GET /orders/{id}", orders.Get)
+		runtime.Binding(app, cfg.SweepBinding, ob.Sweep)
+		app.Requires(state, runtime.Component{Kind: "pubsub", Name: cfg.Pubsub}, runtime.Component{Kind: "bindings", Name: cfg.OrderStoreBinding})
+		w.onReady = append(w.onReady, archive.EnsureSchema)
+	}
+
+	if cfg.serves("notification") {
+		mailer := email.NewSender(sc, cfg.EmailBinding, bindings.TypeOf(sc, "bindings", cfg.EmailBinding))
+		notify, err := notification.New(sc, mailer, cfg.EmailFrom, log)
+		if err != nil {
+			return w, err
+		}
+		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Route: cfg.NotificationRoute, DeadLetterTopic: cfg.DeadLetterTopic}, notify.Send)
+		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.DeadLetterTopic, Route: "/deadletter/" + cfg.OrdersTopic}, notify.DeadLetter)
+		app.Requires(state, runtime.Component{Kind: "bindings", Name: cfg.EmailBinding})
+		w.onReady = append(w.onReady, mailer.Check)
+	}
+	if err := app.Err(); err != nil {
+		return w, fmt.Errorf("%w (NOTIFICATION_ROUTE and the function routes must differ)", err)
+	}
+	return w, nil
+}
+
+// localStock is order.Stock served by the inventory function in the same
+// process (the embedded mode).
+type localStock struct{ inv *inventory.Service }
+
+func (l localStock) Take(ctx context.Context, productID string, qty int) (order.Availability, error) {
+	r, err := l.inv.Check(ctx, inventory.CheckRequest{ProductID: productID, Quantity: qty})
+	return order.Availability{Available: r.Available, ProductName: r.ProductName, Remaining: r.RemainingStock}, err
+}
+
+func (l localStock) Release(ctx context.Context, orderID, productID string, qty int) error {
+	_, err := l.inv.Release(ctx, inventory.ReleaseRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
+	return err
+}

@@ -1,0 +1,124 @@
+// Package notification sends the order confirmation email for every order
+// event, effectively once: a redelivered event (same order) sends no second
+// email. A transient failure asks for redelivery (RETRY); a malformed event
+// is dropped (DROP) to the dead-letter topic, whose handler records it.
+package notification
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/bindings/email"
+	"github.com/daprfn/shop/runtime"
+)
+
+// OrderEvent is the order event as the seed publishes it; events from the
+// seed's Node order-service decode the same way.
+type OrderEvent struct {
+	OrderID       string `json:"orderId"`
+	CustomerEmail string `json:"customerEmail"`
+	ProductID     string `json:"productId"`
+	Quantity      int    `json:"quantity"`
+}
+
+// Validate implements runtime.Validator: events without an order id or a
+// recipient cannot be processed and are dropped.
+func (e OrderEvent) Validate() error {
+	switch {
+	case strings.TrimSpace(e.OrderID) == "":
+		return runtime.Invalid("invalid_event", "order event without orderId")
+	case !strings.Contains(e.CustomerEmail, "@"):
+		return runtime.Invalid("invalid_event", "order event %s without a customerEmail", e.OrderID)
+	}
+	return nil
+}
+
+// Mailer sends one email.
+type Mailer interface {
+	Send(ctx context.Context, m email.Message) error
+}
+
+// Service is the notification function.
+type Service struct {
+	store bindings.StateStore
+	mail  Mailer
+	from  string
+	log   *slog.Logger
+}
+
+// New returns the notification function; from is the sender address.
+func New(store bindings.StateStore, mail Mailer, from string, log *slog.Logger) (*Service, error) {
+	if store == nil || mail == nil {
+		return nil, errors.New("notification: a state store and a mailer are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, mail: mail, from: from, log: log}, nil
+}
+
+// SentKey is the state key that records an order's confirmation as sent.
+func SentKey(orderID string) string { return "notified-" + orderID }
+
+type sentRecord struct {
+	EventID string    `json:"eventId"`
+	SentAt  time.Time `json:"sentAt"`
+}
+
+// Send emails the confirmation of ev's order unless it was already sent.
+func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error {
+	o := ev.Data
+	key := SentKey(o.OrderID)
+	it, err := s.store.Get(ctx, key)
+	if err != nil {
+		return runtime.RetryLater(fmt.Errorf("read %s: %w", key, err))
+	}
+	if it.Found {
+		s.log.Debug("confirmation already sent; duplicate event ignored", "order", o.OrderID, "event", ev.ID)
+		return nil
+	}
+	if err := s.mail.Send(ctx, Render(o, s.from)); err != nil {
+		return runtime.RetryLater(err)
+	}
+	rec, _ := json.Marshal(sentRecord{EventID: ev.ID, SentAt: time.Now().UTC()})
+	if err := s.store.Save(ctx, key, rec, ""); err != nil && !errors.Is(err, bindings.ErrConflict) {
+		// The email is out; without the record a redelivery would send it
+		// again, which is the lesser harm than not confirming at all.
+		s.log.Warn("confirmation sent but not recorded", "order", o.OrderID, "error", err.Error())
+	}
+	s.log.Info("order confirmation sent", "order", o.OrderID, "to", o.CustomerEmail)
+	return nil
+}
+
+// Render builds the confirmation email of o, with the seed's fields.
+func Render(o OrderEvent, from string) email.Message {
+	body := fmt.Sprintf(`Order Confirmation
+
+Order ID: %s
+Customer: %s
+Product: %s
+Quantity: %d
+
+Thank you for your order!
+`, o.OrderID, o.CustomerEmail, o.ProductID, o.Quantity)
+	return email.Message{ID: o.OrderID, From: from, To: o.CustomerEmail, Subject: "Order confirmation " + o.OrderID, Body: body}
+}
+
+// DeadLetterKey is the state key under which a dead-lettered event is kept.
+func DeadLetterKey(eventID string) string { return "deadletter-" + eventID }
+
+// DeadLetter records an event the orders topic dropped, for an operator.
+func (s *Service) DeadLetter(ctx context.Context, ev runtime.Event[[]byte]) error {
+	rec, _ := json.Marshal(map[string]any{"id": ev.ID, "source": ev.Source, "type": ev.Type, "data": string(ev.Data), "at": time.Now().UTC()})
+	if err := s.store.Save(ctx, DeadLetterKey(ev.ID), rec, ""); err != nil && !errors.Is(err, bindings.ErrConflict) {
+		return runtime.RetryLater(err)
+	}
+	s.log.Warn("order event dead-lettered", "event", ev.ID, "source", ev.Source, "data", string(ev.Data))
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package order takes orders: POST /orders and GET /orders/{id}, with the
+// seed's wire contract.
+//
+// An order takes stock first (Stock, the inventory function), then commits
+// the order and a pending-event record in one state transaction, then
+// publishes the order event and archives the order. The pending record is
+// this package's transactional outbox: if publishing or archiving fails, or
+// the process dies, a sweep (a cron input binding) finds the record and does
+// it again; consumers deduplicate by order id, which is the event's id. An
+// order that fails after its stock was taken gives the stock back.
+//
+// Dapr's own outbox is not used: it delays every event by at least a second
+// and, over pubsub.in-memory, serialises orders at one per second (see
+// ../shared/DAPR-NOTES.md). This outbox costs one transaction per order plus
+// batched deletes, and works the same over every state store and broker.
+package order
