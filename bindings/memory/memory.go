@@ -18,8 +18,15 @@ type Store struct {
 	mu    sync.Mutex
 	items map[string]entry
 	seq   int64
-	// FailNext, when set, makes the next write fail with it (then resets).
-	failNext error
+	failNext   error // fails the next write of any kind
+	failNextTx error // fails the next Transact
+}
+
+// FailNextTransact makes the next Transact return err.
+func (s *Store) FailNextTransact(err error) {
+	s.mu.Lock()
+	s.failNextTx = err
+	s.mu.Unlock()
 }
 
 type entry struct {
@@ -103,17 +110,28 @@ func (s *Store) apply(op bindings.StateOp) {
 
 // Save implements bindings.StateStore.
 func (s *Store) Save(_ context.Context, key string, value []byte, etag string) error {
-	return s.Transact(context.Background(), []bindings.StateOp{{Key: key, Value: value, ETag: etag}})
+	return s.write([]bindings.StateOp{{Key: key, Value: value, ETag: etag}})
 }
 
 // Delete implements bindings.StateStore.
 func (s *Store) Delete(_ context.Context, key, etag string) error {
-	return s.Transact(context.Background(), []bindings.StateOp{{Key: key, ETag: etag, Delete: true}})
+	return s.write([]bindings.StateOp{{Key: key, ETag: etag, Delete: true}})
 }
 
 // Transact implements bindings.StateStore: all ops are checked first, then
 // all applied.
 func (s *Store) Transact(_ context.Context, ops []bindings.StateOp) error {
+	s.mu.Lock()
+	err := s.failNextTx
+	s.failNextTx = nil
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.write(ops)
+}
+
+func (s *Store) write(ops []bindings.StateOp) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.takeFailure(); err != nil {

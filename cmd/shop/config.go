@@ -44,7 +44,9 @@ type Config struct {
 	Catalog           string `envconfig:"CATALOG" desc:"products as id:name:stock,...; default the seed's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
 	RestockLevel      int    `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`
 	RestockBinding    string `envconfig:"RESTOCK_BINDING" default:"restock" desc:"cron input binding that triggers the restock"`
-	SweepBinding      string `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
+	SweepBinding      string        `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
+	OutboxRetryAfter  time.Duration `envconfig:"OUTBOX_RETRY_AFTER" default:"5s" desc:"age after which the sweep re-delivers an order event still pending"`
+	OutboxStaleAfter  time.Duration `envconfig:"OUTBOX_STALE_AFTER" default:"60s" desc:"silence after which another process adopts a dead process's pending order events"`
 }
 
 var functionNames = []string{"order", "inventory", "notification"}

@@ -79,7 +79,7 @@ func serve(ctx context.Context) error {
 	defer sidecar.Close()
 
 	app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
-	cleanup, err := register(app, cfg, sidecar, log)
+	cleanup, err := register(app, cfg, sidecarPorts(sidecar), log)
 	if err != nil {
 		return err
 	}
@@ -128,9 +128,23 @@ func (w wiring) close() {
 	}
 }
 
+// ports are what the functions call out through; the real sidecar provides
+// all of them, the fake sidecar of runtimetest each from its own part.
+type ports struct {
+	state  bindings.StateStore
+	pub    bindings.Publisher
+	out    bindings.OutputBinding
+	invoke bindings.Invoker
+	comps  bindings.Components
+}
+
+func sidecarPorts(sc *dapr.Client) ports {
+	return ports{state: sc, pub: sc, out: sc, invoke: sc, comps: sc}
+}
+
 // register wires the selected functions to their triggers: every trigger of
 // the deployed app is visible here.
-func register(app *runtime.App, cfg Config, sc *dapr.Client, log *slog.Logger) (wiring, error) {
+func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, error) {
 	var w wiring
 	state := runtime.Component{Kind: "state", Name: cfg.StateStore}
 
@@ -145,7 +159,7 @@ func register(app *runtime.App, cfg Config, sc *dapr.Client, log *slog.Logger) (
 			catalog = c
 		}
 		var err error
-		inv, err = inventory.New(sc, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel})
+		inv, err = inventory.New(p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel})
 		if err != nil {
 			return w, err
 		}
@@ -157,20 +171,20 @@ func register(app *runtime.App, cfg Config, sc *dapr.Client, log *slog.Logger) (
 	}
 
 	if cfg.serves("order") {
-		var stock order.Stock = order.InvokeStock{Invoker: sc, AppID: cfg.InventoryAppID}
+		var stock order.Stock = order.InvokeStock{Invoker: p.invoke, AppID: cfg.InventoryAppID}
 		if inv != nil {
 			stock = localStock{inv} // same process: no sidecar hop
 		}
-		archive, err := orderstore.New(sc, cfg.OrderStoreBinding, bindings.TypeOf(sc, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
+		archive, err := orderstore.New(p.out, cfg.OrderStoreBinding, bindings.TypeOf(p.comps, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
 		if err != nil {
 			return w, err
 		}
-		ob, err := order.NewOutbox(sc, sc, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID}, log)
+		ob, err := order.NewOutbox(p.state, p.pub, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID, RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter}, log)
 		if err != nil {
 			return w, err
 		}
 		w.closers = append(w.closers, ob.Close)
-		orders, err := order.New(sc, stock, ob, log)
+		orders, err := order.New(p.state, stock, ob, log)
 		if err != nil {
 			return w, err
 		}
@@ -182,8 +196,8 @@ func register(app *runtime.App, cfg Config, sc *dapr.Client, log *slog.Logger) (
 	}
 
 	if cfg.serves("notification") {
-		mailer := email.NewSender(sc, cfg.EmailBinding, bindings.TypeOf(sc, "bindings", cfg.EmailBinding))
-		notify, err := notification.New(sc, mailer, cfg.EmailFrom, log)
+		mailer := email.NewSender(p.out, cfg.EmailBinding, bindings.TypeOf(p.comps, "bindings", cfg.EmailBinding))
+		notify, err := notification.New(p.state, mailer, cfg.EmailFrom, log)
 		if err != nil {
 			return w, err
 		}

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/bindings/memory"
+	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/functions/notification"
+	"github.com/daprfn/shop/runtime"
+	"github.com/daprfn/shop/runtime/runtimetest"
+)
+
+var fakeComponents = memory.Components{
+	{Kind: "state", Name: "statestore", Type: "state.in-memory"},
+	{Kind: "pubsub", Name: "pubsub", Type: "pubsub.in-memory"},
+	{Kind: "bindings", Name: "orderstore", Type: "bindings.localstorage"},
+	{Kind: "bindings", Name: "email", Type: "bindings.localstorage"},
+	{Kind: "bindings", Name: "restock", Type: "bindings.cron"},
+	{Kind: "bindings", Name: "outbox-sweep", Type: "bindings.cron"},
+}
+
+// testShop is the shop on a fake sidecar, either embedded (one app serving
+// every function) or distributed (the seed's three apps).
+type testShop struct {
+	sc      *runtimetest.Sidecar
+	closers []func()
+	orderApp, inventoryApp, notificationApp string
+}
+
+func newTestShop(t *testing.T, embedded bool, env map[string]string) *testShop {
+	t.Helper()
+	s := &testShop{sc: runtimetest.New(), orderApp: "order-service", inventoryApp: "inventory-service", notificationApp: "notification-service"}
+	apps := map[string]string{"order-service": "order", "inventory-service": "inventory", "notification-service": "notification"}
+	if embedded {
+		s.inventoryApp, s.notificationApp = "order-service", "order-service"
+		apps = map[string]string{"order-service": "order,inventory,notification"}
+	}
+	for appID, fns := range apps {
+		t.Setenv("FUNCTIONS", fns)
+		t.Setenv("APP_ID", appID)
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		cfg, err := loadConfig()
+		require.NoError(t, err)
+		log := slog.New(slog.DiscardHandler)
+		app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
+		p := ports{state: s.sc.State, pub: s.sc.Pub, out: s.sc.Bindings, invoke: s.sc, comps: fakeComponents}
+		w, err := register(app, cfg, p, log)
+		require.NoError(t, err)
+		for _, f := range w.onReady {
+			require.NoError(t, f(context.Background()))
+		}
+		t.Cleanup(w.close)
+		s.sc.Serve(appID, app)
+	}
+	return s
+}
+
+type answer struct {
+	status int
+	body   string
+}
+
+func (s *testShop) call(t *testing.T, appID, verb, path, body string, header http.Header) answer {
+	t.Helper()
+	resp := s.sc.Do(context.Background(), appID, verb, path, []byte(body), header)
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(b)}
+}
+
+func (s *testShop) order(t *testing.T, body string) answer {
+	return s.call(t, s.orderApp, http.MethodPost, "orders", body, nil)
+}
+
+func (s *testShop) stock(t *testing.T, product string) int {
+	t.Helper()
+	a := s.call(t, s.inventoryApp, http.MethodGet, "inventory", "", nil)
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	var inv inventory.Inventory
+	require.NoError(t, json.Unmarshal([]byte(a.body), &inv))
+	return inv[product].Stock
+}
+
+func orderID(t *testing.T, a answer) string {
+	t.Helper()
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	var r struct{ OrderID, Status string }
+	require.NoError(t, json.Unmarshal([]byte(a.body), &r))
+	require.True(t, strings.HasPrefix(r.OrderID, "order-"), r.OrderID)
+	assert.Equal(t, "Order created successfully", r.Status)
+	return r.OrderID
+}
+
+// emailsTo counts emails sent for orderID.
+func (s *testShop) emails(orderID string) int {
+	n := 0
+	for _, c := range s.sc.Bindings.Calls("email") {
+		if strings.HasPrefix(c.Metadata["fileName"], orderID+".") {
+			n++
+		}
+	}
+	return n
+}
+
+func bothModes(t *testing.T, f func(t *testing.T, embedded bool)) {
+	t.Run("distributed", func(t *testing.T) { f(t, false) })
+	t.Run("embedded", func(t *testing.T) { f(t, true) })
+}
+
+const seedOrder = `{"productId": "product-1", "quantity": 2, "customerEmail": "customer@example.com"}`
+
+func TestSeedFlow(t *testing.T) {
+	bothModes(t, func(t *testing.T, embedded bool) {
+		s := newTestShop(t, embedded, nil)
+		id := orderID(t, s.order(t, seedOrder))
+
+		got := s.call(t, s.orderApp, http.MethodGet, "orders/"+id, "", nil)
+		require.Equal(t, http.StatusOK, got.status)
+		var o map[string]any
+		require.NoError(t, json.Unmarshal([]byte(got.body), &o))
+		assert.Equal(t, id, o["id"])
+		assert.Equal(t, "product-1", o["productId"])
+		assert.EqualValues(t, 2, o["quantity"])
+		assert.Equal(t, "customer@example.com", o["customerEmail"])
+		assert.Equal(t, "confirmed", o["status"])
+		assert.NotEmpty(t, o["createdAt"])
+
+		assert.Equal(t, 8, s.stock(t, "product-1"))
+
+		pub := s.sc.Pub.Published()
+		require.Len(t, pub, 1)
+		assert.Equal(t, id, pub[0].Event.ID, "the event id is the order id, so consumers can deduplicate")
+		assert.Equal(t, "orders", pub[0].Topic)
+
+		mails := s.sc.Bindings.Calls("email")
+		require.Len(t, mails, 1)
+		assert.Contains(t, string(mails[0].Data), "To: customer@example.com")
+		assert.Contains(t, string(mails[0].Data), "Subject: Order confirmation "+id)
+		assert.Contains(t, string(mails[0].Data), "Quantity: 2")
+
+		files := s.sc.Bindings.Calls("orderstore")
+		require.Len(t, files, 1)
+		assert.Equal(t, id+".json", files[0].Metadata["fileName"])
+		assert.Contains(t, string(files[0].Data), `"status":"confirmed"`)
+
+		inv := s.call(t, s.inventoryApp, http.MethodGet, "inventory", "", nil)
+		assert.JSONEq(t, `{"product-1":{"name":"Laptop","stock":8},"product-2":{"name":"Mouse","stock":50},"product-3":{"name":"Keyboard","stock":25}}`, inv.body)
+	})
+}
+
+func TestBadInputIsAClearJSON4xx(t *testing.T) {
+	bothModes(t, func(t *testing.T, embedded bool) {
+		s := newTestShop(t, embedded, nil)
+		cases := []struct {
+			name, body string
+			status     int
+			code       string
+		}{
+			{"malformed JSON", `{"productId":`, 400, "invalid_json"},
+			{"not an object", `[1,2]`, 400, "invalid_json"},
+			{"fractional quantity", `{"productId":"product-1","quantity":2.5,"customerEmail":"a@example.com"}`, 400, "invalid_field"},
+			{"quantity as text", `{"productId":"product-1","quantity":"2","customerEmail":"a@example.com"}`, 400, "invalid_field"},
+			{"zero quantity", `{"productId":"product-1","quantity":0,"customerEmail":"a@example.com"}`, 400, "invalid_quantity"},
+			{"negative quantity", `{"productId":"product-1","quantity":-3,"customerEmail":"a@example.com"}`, 400, "invalid_quantity"},
+			{"too large quantity", `{"productId":"product-1","quantity":1001,"customerEmail":"a@example.com"}`, 400, "invalid_quantity"},
+			{"missing product", `{"quantity":1,"customerEmail":"a@example.com"}`, 400, "invalid_product_id"},
+			{"bad email", `{"productId":"product-1","quantity":1,"customerEmail":"not-an-email"}`, 400, "invalid_customer_email"},
+			{"email with name", `{"productId":"product-1","quantity":1,"customerEmail":"Bob <bob@example.com>"}`, 400, "invalid_customer_email"},
+			{"unknown product", `{"productId":"product-9","quantity":1,"customerEmail":"a@example.com"}`, 404, "product_not_found"},
+			{"insufficient stock", `{"productId":"product-1","quantity":11,"customerEmail":"a@example.com"}`, 400, "insufficient_inventory"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				a := s.order(t, c.body)
+				assert.Equal(t, c.status, a.status, a.body)
+				var e struct{ Error, Code string }
+				require.NoError(t, json.Unmarshal([]byte(a.body), &e), "body %q must be JSON", a.body)
+				assert.Equal(t, c.code, e.Code)
+				assert.NotEmpty(t, e.Error)
+			})
+		}
+		assert.Equal(t, 10, s.stock(t, "product-1"), "no bad request may take stock")
+		assert.Empty(t, s.sc.Pub.Published())
+
+		a := s.order(t, `{"productId":"product-1","quantity":11,"customerEmail":"a@example.com"}`)
+		assert.JSONEq(t, `{"error":"Insufficient inventory","code":"insufficient_inventory"}`, a.body)
+		nf := s.call(t, s.orderApp, http.MethodGet, "orders/order-missing", "", nil)
+		assert.Equal(t, http.StatusNotFound, nf.status)
+		assert.JSONEq(t, `{"error":"Order not found","code":"order_not_found"}`, nf.body)
+		unknown := s.call(t, s.orderApp, http.MethodDelete, "orders/x", "", nil)
+		assert.Equal(t, http.StatusNotFound, unknown.status)
+		assert.True(t, json.Valid([]byte(unknown.body)))
+	})
+}
+
+func TestConcurrentOrdersNeverOversell(t *testing.T) {
+	bothModes(t, func(t *testing.T, embedded bool) {
+		s := newTestShop(t, embedded, nil)
+		const n = 64
+		answers := make([]answer, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				answers[i] = s.order(t, fmt.Sprintf(`{"productId":"product-1","quantity":1,"customerEmail":"c%d@example.com"}`, i))
+			})
+		}
+		wg.Wait()
+		var ids []string
+		for _, a := range answers {
+			switch a.status {
+			case http.StatusOK:
+				ids = append(ids, orderID(t, a))
+			case http.StatusBadRequest:
+				assert.Contains(t, a.body, "Insufficient inventory")
+			default:
+				t.Errorf("unexpected answer %d %s", a.status, a.body)
+			}
+		}
+		assert.Len(t, ids, 10, "exactly the stock of 10 is confirmed")
+		assert.Equal(t, 0, s.stock(t, "product-1"))
+		for _, id := range ids {
+			assert.Equal(t, 1, s.emails(id), "one email for %s", id)
+		}
+		assert.Len(t, s.sc.Bindings.Calls("email"), 10)
+	})
+}
+
+func TestIdempotencyKeyReturnsTheFirstAnswer(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	h := http.Header{"Idempotency-Key": {"retry-me"}}
+	first := s.call(t, s.orderApp, http.MethodPost, "orders", seedOrder, h)
+	second := s.call(t, s.orderApp, http.MethodPost, "orders", seedOrder, h)
+	assert.Equal(t, orderID(t, first), orderID(t, second))
+	assert.Equal(t, 8, s.stock(t, "product-1"), "the retry must not take stock again")
+	assert.Len(t, s.sc.Pub.Published(), 1)
+	other := s.call(t, s.orderApp, http.MethodPost, "orders", seedOrder, http.Header{"Idempotency-Key": {"another"}})
+	assert.NotEqual(t, orderID(t, first), orderID(t, other))
+}
+
+func TestFailedCommitGivesTheStockBack(t *testing.T) {
+	bothModes(t, func(t *testing.T, embedded bool) {
+		s := newTestShop(t, embedded, nil)
+		orderID(t, s.order(t, seedOrder)) // registers the outbox owner first
+		s.sc.State.FailNextTransact(errors.New("state store down"))
+		a := s.order(t, seedOrder)
+		assert.Equal(t, http.StatusServiceUnavailable, a.status, a.body)
+		assert.Contains(t, a.body, `"code":"unavailable"`)
+		assert.Equal(t, 8, s.stock(t, "product-1"), "the failed order's stock is released")
+		assert.Len(t, s.sc.Pub.Published(), 1, "no event without its order")
+	})
+}
+
+func TestPublishFailureIsDeliveredByTheSweep(t *testing.T) {
+	s := newTestShop(t, false, map[string]string{"OUTBOX_RETRY_AFTER": "1ms"})
+	s.sc.Pub.FailNext(errors.New("broker down"))
+	id := orderID(t, s.order(t, seedOrder))
+	assert.Empty(t, s.sc.Pub.Published(), "the publish failed")
+	assert.Equal(t, 0, s.emails(id))
+	time.Sleep(5 * time.Millisecond)
+
+	assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.orderApp, "outbox-sweep", nil))
+	pub := s.sc.Pub.Published()
+	require.Len(t, pub, 1)
+	assert.Equal(t, id, pub[0].Event.ID)
+	assert.Equal(t, 1, s.emails(id))
+	assert.Len(t, s.sc.Bindings.Calls("orderstore"), 1)
+
+	assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.orderApp, "outbox-sweep", nil))
+	assert.Len(t, s.sc.Pub.Published(), 1, "a delivered record is not delivered again")
+}
+
+func TestRedeliveredEventSendsOneEmail(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	id := orderID(t, s.order(t, seedOrder))
+	s.sc.Redeliver(context.Background(), "pubsub", "orders")
+	s.sc.Redeliver(context.Background(), "pubsub", "orders")
+	assert.Equal(t, 1, s.emails(id))
+	for _, d := range s.sc.Deliveries() {
+		assert.Equal(t, "SUCCESS", d.Status)
+	}
+}
+
+func TestSeedPublishedAndHandPostedEventsAreNotified(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	// What the seed's Node order-service publishes: plain JSON, wrapped by daprd.
+	seed := `{"specversion":"1.0","id":"c0ffee","source":"order-service","type":"com.dapr.event.sent","datacontenttype":"application/json",
+		"data":{"orderId":"order-1700000000000","customerEmail":"seed@example.com","productId":"product-2","quantity":1}}`
+	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders", []byte(seed))
+	assert.Equal(t, 1, s.emails("order-1700000000000"))
+	// A CloudEvent posted by hand with data_base64.
+	hand := `{"specversion":"1.0","id":"by-hand","source":"curl","type":"x","datacontenttype":"application/json",
+		"data_base64":"eyJvcmRlcklkIjoib3JkZXItaGFuZCIsImN1c3RvbWVyRW1haWwiOiJoQGV4YW1wbGUuY29tIiwicHJvZHVjdElkIjoicHJvZHVjdC0zIiwicXVhbnRpdHkiOjF9"}`
+	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders", []byte(hand))
+	assert.Equal(t, 1, s.emails("order-hand"))
+}
+
+func TestMalformedEventIsDeadLettered(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	bad := `{"specversion":"1.0","id":"bad-1","source":"curl","type":"x","datacontenttype":"application/json","data":{"customerEmail":42}}`
+	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders", []byte(bad))
+	var statuses []string
+	for _, d := range s.sc.Deliveries() {
+		statuses = append(statuses, d.Topic+":"+d.Status)
+	}
+	assert.Equal(t, []string{"orders:DROP", "orders-deadletter:SUCCESS"}, statuses)
+	it, err := s.sc.State.Get(context.Background(), notification.DeadLetterKey("bad-1"))
+	require.NoError(t, err)
+	assert.True(t, it.Found, "the dead-letter handler records the event")
+	assert.Contains(t, string(it.Value), "customerEmail")
+}
+
+func TestTransientEmailFailureIsRetried(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	s.sc.Bindings.FailNext("email", errors.New("mail server down"))
+	id := orderID(t, s.order(t, seedOrder))
+	assert.Equal(t, 0, s.emails(id))
+	require.NotEmpty(t, s.sc.Deliveries())
+	assert.Equal(t, "RETRY", s.sc.Deliveries()[0].Status)
+	s.sc.Redeliver(context.Background(), "pubsub", "orders")
+	assert.Equal(t, 1, s.emails(id))
+}
+
+func TestRestockTopsUpAndIsIdempotent(t *testing.T) {
+	bothModes(t, func(t *testing.T, embedded bool) {
+		s := newTestShop(t, embedded, map[string]string{"RESTOCK_LEVEL": "20"})
+		orderID(t, s.order(t, `{"productId":"product-2","quantity":45,"customerEmail":"a@example.com"}`))
+		assert.Equal(t, 5, s.stock(t, "product-2"))
+		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "restock", nil))
+		assert.Equal(t, 20, s.stock(t, "product-1"), "topped up to the level")
+		assert.Equal(t, 20, s.stock(t, "product-2"))
+		assert.Equal(t, 25, s.stock(t, "product-3"), "never lowered")
+		before, err := s.sc.State.BulkGet(context.Background(), []string{inventory.Key("product-1"), inventory.Key("product-2"), inventory.Key("product-3")})
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "restock", nil))
+		after, err := s.sc.State.BulkGet(context.Background(), []string{inventory.Key("product-1"), inventory.Key("product-2"), inventory.Key("product-3")})
+		require.NoError(t, err)
+		for i := range before {
+			assert.Equal(t, before[i].ETag, after[i].ETag, "the second restock writes nothing")
+		}
+	})
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Setenv("FUNCTIONS", "order,billing")
+	_, err := loadConfig()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "billing")
+	assert.Contains(t, err.Error(), "FUNCTIONS")
+
+	t.Setenv("FUNCTIONS", "order,notification")
+	t.Setenv("NOTIFICATION_ROUTE", "/orders")
+	cfg, err := loadConfig()
+	require.NoError(t, err)
+	app := runtime.New(runtime.Options{})
+	sc := runtimetest.New()
+	_, err = register(app, cfg, ports{state: sc.State, pub: sc.Pub, out: sc.Bindings, invoke: sc, comps: fakeComponents}, slog.New(slog.DiscardHandler))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NOTIFICATION_ROUTE")
+}
+

@@ -1,0 +1,104 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/bindings/memory"
+	"github.com/daprfn/shop/runtime"
+)
+
+type archiveRecorder struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (a *archiveRecorder) Write(_ context.Context, id string, _ any) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ids = append(a.ids, id)
+	return nil
+}
+
+func newTestOutbox(t *testing.T, store bindings.StateStore, pub bindings.Publisher, cfg OutboxConfig) *Outbox {
+	t.Helper()
+	cfg.Pubsub, cfg.Topic, cfg.Source = "pubsub", "orders", "order-service"
+	ob, err := NewOutbox(store, pub, &archiveRecorder{}, cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(ob.Close)
+	return ob
+}
+
+func testOrder(id string) Order {
+	return Order{ID: id, ProductID: "product-1", Quantity: 1, CustomerEmail: "a@example.com", Status: "confirmed", CreatedAt: time.Now()}
+}
+
+func TestCommitDeliversAndDeletesTheRecord(t *testing.T) {
+	store, pub := memory.NewStore(), &memory.Publisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{FlushEvery: time.Millisecond})
+	o := testOrder("order-1")
+	require.NoError(t, ob.Commit(context.Background(), o, []bindings.StateOp{{Key: o.ID, Value: []byte(`{}`)}}))
+	require.Len(t, pub.Published(), 1)
+	assert.Equal(t, "order-1", pub.Published()[0].Event.ID)
+	assert.Eventually(t, func() bool { return ob.Pending() == 0 }, time.Second, time.Millisecond)
+	for _, k := range store.Keys() {
+		assert.NotContains(t, k, "outbox-"+ob.Owner()+"-", "delivered records are deleted")
+	}
+}
+
+func TestFailedTransactionLeavesNothing(t *testing.T) {
+	store, pub := memory.NewStore(), &memory.Publisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{})
+	store.FailNextTransact(errors.New("down"))
+	o := testOrder("order-2")
+	err := ob.Commit(context.Background(), o, []bindings.StateOp{{Key: o.ID, Value: []byte(`{}`)}})
+	require.Error(t, err)
+	assert.Empty(t, pub.Published(), "no event without its order")
+	it, _ := store.Get(context.Background(), o.ID)
+	assert.False(t, it.Found)
+	assert.Equal(t, 0, ob.Pending())
+}
+
+func TestAnotherProcessAdoptsADeadOwnersEvents(t *testing.T) {
+	store := memory.NewStore()
+	deadPub := &memory.Publisher{}
+	dead := newTestOutbox(t, store, deadPub, OutboxConfig{})
+	// The first order registers the owner; the second's publish fails and the
+	// process "dies" before any sweep.
+	require.NoError(t, dead.Commit(context.Background(), testOrder("order-a"), nil))
+	deadPub.FailNext(errors.New("broker down"))
+	require.NoError(t, dead.Commit(context.Background(), testOrder("order-b"), nil))
+	require.Len(t, deadPub.Published(), 1)
+
+	livePub := &memory.Publisher{}
+	live := newTestOutbox(t, store, livePub, OutboxConfig{StaleAfter: time.Millisecond})
+	require.NoError(t, live.Commit(context.Background(), testOrder("order-c"), nil))
+	time.Sleep(5 * time.Millisecond)
+	require.NoError(t, live.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+
+	var ids []string
+	for _, p := range livePub.Published() {
+		ids = append(ids, p.Event.ID)
+	}
+	// order-a may come again (its record's delete was still batched when the
+	// owner died): consumers deduplicate. order-b must come.
+	assert.Contains(t, ids, "order-b", "the dead owner's pending event is re-delivered")
+	assert.Contains(t, ids, "order-c")
+	assert.NotContains(t, ids, "order-d")
+	it, err := store.Get(context.Background(), heartbeatKey(dead.Owner()))
+	require.NoError(t, err)
+	assert.False(t, it.Found, "the dead owner is retired")
+
+	// The "dead" process comes back: it must continue under a new owner.
+	require.NoError(t, dead.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+	old := dead.Owner()
+	require.NoError(t, dead.Commit(context.Background(), testOrder("order-d"), nil))
+	assert.NotEqual(t, old, dead.Owner())
+}
