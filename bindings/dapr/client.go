@@ -11,6 +11,7 @@ import (
 	daprc "github.com/dapr/go-sdk/client"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -60,6 +61,15 @@ func New(cfg Config) (*Client, error) {
 	conn, err := grpc.NewClient(cfg.Address,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(outgoing(cfg.CallTimeout)),
+		// The sidecar is local and may start after the app: calls wait for
+		// the connection (within their deadline) instead of failing fast,
+		// and reconnects are retried quickly rather than with gRPC's
+		// default backoff of up to two minutes.
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sidecar gRPC client for %s: %w", cfg.Address, err)

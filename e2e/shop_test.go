@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/internal/daprtest"
+)
+
+var shopBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "shop-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	shopBinary = filepath.Join(dir, "shop")
+	if out, err := exec.Command("go", "build", "-o", shopBinary, "../cmd/shop").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build shop: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// shopApp is one running shop process with its daprd.
+type shopApp struct {
+	appID string
+	daprd *daprtest.Daprd
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	done  chan error
+}
+
+// distributedShop is the seed's topology: three apps, three daprds, Redis.
+type distributedShop struct {
+	order, inventory, notification *shopApp
+	emailDir, orderDir             string
+	topic                          string
+}
+
+type shopOptions struct {
+	restockSchedule string
+	env             []string // for every app
+}
+
+func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
+	t.Helper()
+	if o.restockSchedule == "" {
+		o.restockSchedule = "@every 1h"
+	}
+	s := &distributedShop{emailDir: t.TempDir(), orderDir: t.TempDir(), topic: daprtest.UniqueID("orders")}
+	ids := map[string]string{"order": daprtest.UniqueID("order-service"), "inventory": daprtest.UniqueID("inventory-service"), "notification": daprtest.UniqueID("notification-service")}
+	resources := merge(redisComponents(redisAddr), map[string]string{
+		"orderstore.yaml":   localstorageComponent("orderstore", s.orderDir),
+		"email.yaml":        localstorageComponent("email", s.emailDir),
+		"restock.yaml":      cronComponent("restock", o.restockSchedule),
+		"outbox-sweep.yaml": cronComponent("outbox-sweep", "@every 2s"),
+		"resiliency.yaml":   inboundRetry("pubsub"),
+	})
+	protocols := map[string]string{"order": "http", "inventory": "grpc", "notification": "grpc"}
+	start := func(fn string) *shopApp {
+		appPort := daprtest.FreePort(t)
+		d := daprtest.Start(t, daprtest.Options{AppID: ids[fn], AppPort: appPort, AppProtocol: protocols[fn], Resources: resources})
+		a := &shopApp{appID: ids[fn], daprd: d, log: &bytes.Buffer{}, done: make(chan error, 1)}
+		cmd := exec.Command(shopBinary)
+		cmd.Env = append(os.Environ(),
+			"FUNCTIONS="+fn, "APP_ID="+ids[fn], "APP_PORT="+strconv.Itoa(appPort), "APP_PROTOCOL="+protocols[fn],
+			"DAPR_GRPC_PORT="+strconv.Itoa(d.GRPCPort), "INVENTORY_APP_ID="+ids["inventory"],
+			"ORDERS_TOPIC="+s.topic, "ORDERS_DEADLETTER_TOPIC="+s.topic+"-deadletter", "LOG_LEVEL=warn")
+		cmd.Env = append(cmd.Env, o.env...)
+		cmd.Stdout, cmd.Stderr = a.log, a.log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		require.NoError(t, cmd.Start())
+		a.cmd = cmd
+		go func() { a.done <- cmd.Wait() }()
+		t.Cleanup(func() {
+			a.stop(t)
+			if t.Failed() {
+				t.Logf("%s log:\n%s", ids[fn], a.log.String())
+			}
+		})
+		return a
+	}
+	s.inventory, s.notification, s.order = start("inventory"), start("notification"), start("order")
+	for _, a := range []*shopApp{s.inventory, s.notification, s.order} {
+		a.daprd.WaitHealthy(t)
+	}
+	return s
+}
+
+// stop sends SIGTERM and expects a clean exit 0 after draining.
+func (a *shopApp) stop(t *testing.T) {
+	if a.cmd.ProcessState != nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		assert.NoError(t, err, "%s must exit 0 on SIGTERM", a.appID)
+	case <-time.After(30 * time.Second):
+		_ = a.cmd.Process.Kill()
+		t.Errorf("%s did not stop within 30s of SIGTERM", a.appID)
+	}
+}
+
+func (s *distributedShop) placeOrder(t *testing.T, body string) (int, string) {
+	return post(t, s.order.daprd.URL("/v1.0/invoke/"+s.order.appID+"/method/orders"), body)
+}
+
+func (s *distributedShop) stock(t *testing.T, product string) int {
+	t.Helper()
+	resp, err := http.Get(s.inventory.daprd.URL("/v1.0/invoke/" + s.inventory.appID + "/method/inventory"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var inv map[string]struct{ Stock int }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&inv))
+	return inv[product].Stock
+}
+
+// emails returns the .eml files per order id.
+func (s *distributedShop) emails(t *testing.T) map[string]int {
+	t.Helper()
+	entries, err := os.ReadDir(s.emailDir)
+	require.NoError(t, err)
+	out := map[string]int{}
+	for _, e := range entries {
+		id, _, _ := strings.Cut(e.Name(), ".")
+		out[id]++
+	}
+	return out
+}
+
+func decodeOrderID(t *testing.T, body string) string {
+	t.Helper()
+	var r struct{ OrderID, Status string }
+	require.NoError(t, json.Unmarshal([]byte(body), &r), body)
+	require.True(t, strings.HasPrefix(r.OrderID, "order-"), body)
+	assert.Equal(t, "Order created successfully", r.Status)
+	return r.OrderID
+}
+
+func TestShopSeedFlowOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{})
+
+	status, body := s.placeOrder(t, `{"productId": "product-1", "quantity": 2, "customerEmail": "customer@example.com"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	id := decodeOrderID(t, body)
+
+	resp, err := http.Get(s.order.daprd.URL("/v1.0/invoke/" + s.order.appID + "/method/orders/" + id))
+	require.NoError(t, err)
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(got))
+	var o map[string]any
+	require.NoError(t, json.Unmarshal(got, &o))
+	assert.Equal(t, id, o["id"])
+	assert.Equal(t, "confirmed", o["status"])
+	assert.EqualValues(t, 2, o["quantity"])
+
+	assert.Equal(t, 8, s.stock(t, "product-1"))
+	require.Eventually(t, func() bool { return s.emails(t)[id] == 1 }, 20*time.Second, 100*time.Millisecond, "the confirmation email file")
+	eml, err := filepath.Glob(filepath.Join(s.emailDir, id+".*.eml"))
+	require.NoError(t, err)
+	require.Len(t, eml, 1)
+	text, _ := os.ReadFile(eml[0])
+	assert.Contains(t, string(text), "To: customer@example.com")
+	assert.Contains(t, string(text), "Order ID: "+id)
+	stored, err := os.ReadFile(filepath.Join(s.orderDir, id+".json"))
+	require.NoError(t, err, "the order storage file")
+	assert.Contains(t, string(stored), `"customerEmail":"customer@example.com"`)
+
+	t.Run("bad input through the sidecar is a JSON 4xx", func(t *testing.T) {
+		for body, want := range map[string]int{
+			`{"productId":"product-1","quantity":2.5,"customerEmail":"a@example.com"}`: 400,
+			`{"productId":"product-1","quantity":-1,"customerEmail":"a@example.com"}`:  400,
+			`{"productId":"nope","quantity":1,"customerEmail":"a@example.com"}`:        404,
+			`not json`: 400,
+		} {
+			status, got := s.placeOrder(t, body)
+			assert.Equal(t, want, status, body)
+			var e struct{ Error, Code string }
+			require.NoError(t, json.Unmarshal([]byte(got), &e), got)
+			assert.NotEmpty(t, e.Code)
+		}
+		assert.Equal(t, 8, s.stock(t, "product-1"))
+	})
+
+	t.Run("redelivered and seed-published events send one email each", func(t *testing.T) {
+		ce := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"order-service","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":%q,"customerEmail":"customer@example.com","productId":"product-1","quantity":2}}`, id, id)
+		for range 2 {
+			req, _ := http.NewRequest(http.MethodPost, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), strings.NewReader(ce))
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusNoContent, resp.StatusCode)
+		}
+		// What the seed's Node order-service publishes: plain JSON.
+		status, _ := post(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), `{"orderId":"order-1700000000000","customerEmail":"seed@example.com","productId":"product-2","quantity":1}`)
+		require.Equal(t, http.StatusNoContent, status)
+		require.Eventually(t, func() bool { return s.emails(t)["order-1700000000000"] == 1 }, 20*time.Second, 100*time.Millisecond)
+		time.Sleep(time.Second) // the duplicates were published before the seed event
+		assert.Equal(t, 1, s.emails(t)[id], "a redelivered event sends no second email")
+	})
+}
+
+func TestShopConcurrentOrdersOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{})
+	const n = 64
+	type result struct {
+		status int
+		body   string
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			st, b := s.placeOrder(t, fmt.Sprintf(`{"productId":"product-1","quantity":1,"customerEmail":"c%d@example.com"}`, i))
+			results[i] = result{st, b}
+		})
+	}
+	wg.Wait()
+	var ids []string
+	for _, r := range results {
+		switch r.status {
+		case http.StatusOK:
+			ids = append(ids, decodeOrderID(t, r.body))
+		case http.StatusBadRequest:
+			assert.Contains(t, r.body, "Insufficient inventory")
+		default:
+			t.Errorf("unexpected answer %d %s", r.status, r.body)
+		}
+	}
+	assert.Len(t, ids, 10, "exactly the stock of 10 is confirmed")
+	assert.Equal(t, 0, s.stock(t, "product-1"))
+	require.Eventually(t, func() bool { return len(s.emails(t)) >= len(ids) }, 30*time.Second, 100*time.Millisecond)
+	time.Sleep(time.Second)
+	mails := s.emails(t)
+	assert.Len(t, mails, len(ids), "one email per confirmed order and no other")
+	for _, id := range ids {
+		assert.Equal(t, 1, mails[id], "exactly one email for %s", id)
+	}
+}
+
+func TestShopCronRestockOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{restockSchedule: "@every 1s", env: []string{"RESTOCK_LEVEL=15"}})
+	status, body := s.placeOrder(t, `{"productId":"product-1","quantity":3,"customerEmail":"a@example.com"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Eventually(t, func() bool { return s.stock(t, "product-1") == 15 }, 20*time.Second, 200*time.Millisecond, "the cron binding tops product-1 up to 15")
+	assert.Equal(t, 50, s.stock(t, "product-2"), "restock never lowers stock")
+	time.Sleep(1500 * time.Millisecond)
+	assert.Equal(t, 15, s.stock(t, "product-1"), "more ticks change nothing")
+	_ = context.Background
+}
