@@ -6,6 +6,7 @@ require (
 	github.com/cloudevents/sdk-go/v2 v2.15.2
 	github.com/dapr/dapr v1.18.2
 	github.com/dapr/go-sdk v1.15.0
+	github.com/go-chi/chi/v5 v5.2.4
 	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/stretchr/testify v1.12.1
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260401024825-9d38bb4040a9

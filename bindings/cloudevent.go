@@ -35,4 +35,3 @@ func EncodeCloudEvent(ctx context.Context, ev Event) ([]byte, error) {
 	}
 	return e.MarshalJSON()
 }
-

@@ -18,16 +18,8 @@ const contentTypeJSON = "application/json"
 // result is encoded as JSON with status 200.
 func Invoke[In, Out any](app *App, pattern string, fn func(context.Context, In) (Out, error)) {
 	app.Handle(pattern, HandlerFunc(func(ctx context.Context, m *Message) Reply {
-		var in In
-		if err := decodeInto(&in, m.Body); err != nil {
-			return Reply{Err: err}
-		}
-		if b, ok := any(&in).(RequestBinder); ok {
-			if err := b.BindRequest(Request{m}); err != nil {
-				return Reply{Err: asInvalid(err)}
-			}
-		}
-		if err := validate(&in); err != nil {
+		in, err := decodeInput[In](m)
+		if err != nil {
 			return Reply{Err: err}
 		}
 		out, err := fn(ctx, in)
@@ -65,23 +57,46 @@ func Topic[T any](app *App, sub Subscription, fn func(context.Context, Event[T])
 // sends none, so use struct{} there.
 func Binding[T any](app *App, name string, fn func(context.Context, BindingEvent[T]) error) {
 	app.HandleBinding(name, HandlerFunc(func(ctx context.Context, m *Message) Reply {
-		ev := BindingEvent[T]{Name: name, Metadata: m.Metadata}
-		if err := decodeInto(&ev.Data, m.Body); err != nil {
+		data, err := decodeBody[T](m.Body)
+		if err != nil {
 			return Reply{Err: err}
 		}
-		return Reply{Err: fn(ctx, ev)}
+		return Reply{Err: fn(ctx, BindingEvent[T]{Name: name, Data: data, Metadata: m.MetadataMap()})}
 	}))
 }
 
-// decodeInto decodes a JSON body into v; an empty body leaves v zero.
-func decodeInto(v any, body []byte) error {
+// decodeInput decodes, binds and validates an invocation's input.
+func decodeInput[In any](m *Message) (In, error) {
+	var in In
+	if len(m.Body) > 0 {
+		if err := json.Unmarshal(m.Body, &in); err != nil {
+			return in, decodeError(&in, err)
+		}
+	}
+	if b, ok := any(&in).(RequestBinder); ok {
+		if err := b.BindRequest(Request{m}); err != nil {
+			return in, asInvalid(err)
+		}
+	}
+	return in, validate(&in)
+}
+
+// decodeBody decodes a JSON body; an empty body is T's zero value and costs
+// no allocation (cron bindings send none).
+func decodeBody[T any](body []byte) (T, error) {
 	if len(body) == 0 {
-		return nil
+		var zero T
+		return zero, nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return decodeError(v, err)
+	return decodeNonEmpty[T](body)
+}
+
+func decodeNonEmpty[T any](body []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		return v, decodeError(&v, err)
 	}
-	return nil
+	return v, nil
 }
 
 // decodeEventData decodes CloudEvent data into v; a *[]byte receives the

@@ -43,6 +43,7 @@ func (c Component) String() string { return c.Kind + "/" + c.Name }
 
 type topicEntry struct {
 	sub     Subscription
+	name    string // "pubsub/topic", for logs
 	handler Handler
 }
 
@@ -136,7 +137,7 @@ func (a *App) HandleTopic(sub Subscription, h Handler) {
 			return
 		}
 	}
-	a.topics = append(a.topics, topicEntry{sub: sub, handler: a.wrap(h)})
+	a.topics = append(a.topics, topicEntry{sub: sub, name: sub.Pubsub + "/" + sub.Topic, handler: a.wrap(h)})
 	a.Requires(Component{Kind: "pubsub", Name: sub.Pubsub})
 }
 
@@ -219,7 +220,7 @@ func (a *App) Dispatch(ctx context.Context, m *Message) Reply {
 		if m.Event != nil {
 			for _, t := range a.topics {
 				if t.sub.Pubsub == m.Event.Pubsub && t.sub.Topic == m.Event.Topic {
-					m.Name = t.sub.Pubsub + "/" + t.sub.Topic
+					m.Name = t.name
 					return t.handler.Handle(ctx, m)
 				}
 			}
@@ -242,4 +243,3 @@ func splitPath(p string) []string {
 	}
 	return strings.Split(p, "/")
 }
-

@@ -33,7 +33,12 @@ func DecodeCloudEvent(body []byte, contentType string) (*EventMeta, []byte, erro
 		DataContentType: e.DataContentType(),
 		Time:            e.Time(),
 	}
-	ext := e.Extensions()
+	var ext map[string]any
+	if v1, ok := e.Context.(*event.EventContextV1); ok {
+		ext = v1.Extensions // read in place: Extensions() copies the map
+	} else {
+		ext = e.Extensions()
+	}
 	meta.TraceParent = extString(ext, "traceparent")
 	meta.TraceState = extString(ext, "tracestate")
 	meta.Pubsub = extString(ext, "pubsubname")

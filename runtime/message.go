@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -42,10 +44,17 @@ type Message struct {
 	Query       string // invocations: raw query string
 	ContentType string
 	Body        []byte            // invocation body, event data or binding payload
-	Metadata    map[string]string // headers (lower-case) or binding metadata
+	Metadata    map[string]string // gRPC metadata or binding metadata, lower-case keys
+	Header      http.Header       // HTTP transport: the request headers
 	Event       *EventMeta        // topics only
 
 	params []string // path values, pairs of name and value
+}
+
+// Reset clears m for reuse, keeping the capacity of its path values.
+func (m *Message) Reset() {
+	params := m.params[:0]
+	*m = Message{params: params}
 }
 
 // PathValue returns the value of the wildcard {name} in the route pattern.
@@ -56,6 +65,34 @@ func (m *Message) PathValue(name string) string {
 		}
 	}
 	return ""
+}
+
+// Get returns the header or metadata value name (case-insensitive).
+func (m *Message) Get(name string) string {
+	if m.Header != nil {
+		if v := m.Header.Get(name); v != "" {
+			return v
+		}
+	}
+	return m.Metadata[strings.ToLower(name)]
+}
+
+// MetadataMap returns the metadata as a map, built from the headers for the
+// HTTP transport.
+func (m *Message) MetadataMap() map[string]string {
+	if m.Header == nil {
+		return m.Metadata
+	}
+	md := make(map[string]string, len(m.Header)+len(m.Metadata))
+	for k, v := range m.Metadata {
+		md[k] = v
+	}
+	for k, v := range m.Header {
+		if len(v) > 0 {
+			md[strings.ToLower(k)] = v[0]
+		}
+	}
+	return md
 }
 
 // Reply is a handler's answer. Err nil means success; otherwise Classify(Err)
@@ -94,8 +131,8 @@ func (r Request) Query() url.Values {
 	return v
 }
 
-// Header returns a request header or gRPC metadata value, by lower-case name.
-func (r Request) Header(name string) string { return r.m.Metadata[name] }
+// Header returns a request header or gRPC metadata value (case-insensitive).
+func (r Request) Header(name string) string { return r.m.Get(name) }
 
 // RequestBinder is implemented by invocation inputs (on the pointer) that
 // take values from the path, query or headers, e.g. GET /orders/{id}.

@@ -89,9 +89,11 @@ func TraceFrom(ctx context.Context) (TraceContext, bool) {
 func Trace() Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, m *Message) Reply {
-			tc := TraceContext{TraceParent: m.Metadata["traceparent"], TraceState: m.Metadata["tracestate"]}
+			var tc TraceContext
 			if m.Event != nil && m.Event.TraceParent != "" {
 				tc = TraceContext{TraceParent: m.Event.TraceParent, TraceState: m.Event.TraceState}
+			} else if tp := m.Get("traceparent"); tp != "" {
+				tc = TraceContext{TraceParent: tp, TraceState: m.Get("tracestate")}
 			}
 			if tc.TraceParent != "" {
 				ctx = WithTraceContext(ctx, tc)

@@ -15,9 +15,9 @@ import (
 // Store is an in-memory bindings.StateStore with ETags. The zero value is
 // not usable; call NewStore.
 type Store struct {
-	mu    sync.Mutex
-	items map[string]entry
-	seq   int64
+	mu         sync.Mutex
+	items      map[string]entry
+	seq        int64
 	failNext   error // fails the next write of any kind
 	failNextTx error // fails the next Transact
 }

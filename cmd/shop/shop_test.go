@@ -35,8 +35,8 @@ var fakeComponents = memory.Components{
 // testShop is the shop on a fake sidecar, either embedded (one app serving
 // every function) or distributed (the seed's three apps).
 type testShop struct {
-	sc      *runtimetest.Sidecar
-	closers []func()
+	sc                                      *runtimetest.Sidecar
+	closers                                 []func()
 	orderApp, inventoryApp, notificationApp string
 }
 
@@ -371,4 +371,3 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "NOTIFICATION_ROUTE")
 }
-

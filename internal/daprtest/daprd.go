@@ -150,7 +150,9 @@ func (d *Daprd) Log() string { return d.log.String() }
 func (d *Daprd) GRPCAddress() string { return "127.0.0.1:" + strconv.Itoa(d.GRPCPort) }
 
 // URL returns daprd's HTTP API URL for path, e.g. "/v1.0/healthz".
-func (d *Daprd) URL(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", d.HTTPPort, path) }
+func (d *Daprd) URL(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", d.HTTPPort, path)
+}
 
 // WaitHealthy waits until GET /v1.0/healthz answers 204 (app reachable too).
 func (d *Daprd) WaitHealthy(t testing.TB) { t.Helper(); d.wait(t, "/v1.0/healthz") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"strings"
+	"sync"
 	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
@@ -59,16 +60,12 @@ func (c *callback) HealthCheck(context.Context, *emptypb.Empty) (*runtimev1.Heal
 }
 
 func (c *callback) OnInvoke(ctx context.Context, in *commonv1.InvokeRequest) (*commonv1.InvokeResponse, error) {
-	m := &runtime.Message{
-		Kind:        runtime.KindInvoke,
-		Method:      "POST",
-		Path:        strings.TrimPrefix(in.GetMethod(), "/"),
-		ContentType: in.GetContentType(),
-		Body:        in.GetData().GetValue(),
-		Metadata:    incomingMetadata(ctx),
-	}
+	m := acquireMessage()
+	defer releaseMessage(m)
+	m.Kind, m.Method, m.Path = runtime.KindInvoke, "POST", strings.TrimPrefix(in.GetMethod(), "/")
+	m.ContentType, m.Body, m.Metadata = in.GetContentType(), in.GetData().GetValue(), incomingMetadata(ctx)
 	if ext := in.GetHttpExtension(); ext != nil {
-		m.Method = ext.GetVerb().String()
+		m.Method = verb(ext.GetVerb())
 		m.Query = ext.GetQuerystring()
 	}
 	reply := c.app.Dispatch(ctx, m)
@@ -115,13 +112,9 @@ func (c *callback) OnTopicEvent(ctx context.Context, in *runtimev1.TopicEventReq
 			meta.Time = t
 		}
 	}
-	m := &runtime.Message{
-		Kind:        runtime.KindTopic,
-		ContentType: in.GetDataContentType(),
-		Body:        in.GetData(),
-		Event:       meta,
-		Metadata:    incomingMetadata(ctx),
-	}
+	m := acquireMessage()
+	defer releaseMessage(m)
+	m.Kind, m.ContentType, m.Body, m.Event, m.Metadata = runtime.KindTopic, in.GetDataContentType(), in.GetData(), meta, incomingMetadata(ctx)
 	reply := c.app.Dispatch(ctx, m)
 	return &runtimev1.TopicEventResponse{Status: topicStatusPB(topicOutcome(reply.Err))}, nil
 }
@@ -131,12 +124,9 @@ func (c *callback) ListInputBindings(context.Context, *emptypb.Empty) (*runtimev
 }
 
 func (c *callback) OnBindingEvent(ctx context.Context, in *runtimev1.BindingEventRequest) (*runtimev1.BindingEventResponse, error) {
-	m := &runtime.Message{
-		Kind:     runtime.KindBinding,
-		Name:     in.GetName(),
-		Body:     in.GetData(),
-		Metadata: in.GetMetadata(),
-	}
+	m := acquireMessage()
+	defer releaseMessage(m)
+	m.Kind, m.Name, m.Body, m.Metadata = runtime.KindBinding, in.GetName(), in.GetData(), in.GetMetadata()
 	reply := c.app.Dispatch(ctx, m)
 	if e := runtime.Classify(reply.Err); e != nil {
 		return nil, grpcError(e)
@@ -206,4 +196,29 @@ func incomingMetadata(ctx context.Context) map[string]string {
 		}
 	}
 	return out
+}
+
+func verb(v commonv1.HTTPExtension_Verb) string {
+	switch v {
+	case commonv1.HTTPExtension_GET:
+		return "GET"
+	case commonv1.HTTPExtension_POST:
+		return "POST"
+	case commonv1.HTTPExtension_PUT:
+		return "PUT"
+	case commonv1.HTTPExtension_DELETE:
+		return "DELETE"
+	}
+	return v.String()
+}
+
+// Messages are pooled: a delivery's Message lives only until Dispatch
+// returns (handlers get decoded copies, never the Message itself).
+var messages = sync.Pool{New: func() any { return new(runtime.Message) }}
+
+func acquireMessage() *runtime.Message { return messages.Get().(*runtime.Message) }
+
+func releaseMessage(m *runtime.Message) {
+	m.Reset()
+	messages.Put(m)
 }

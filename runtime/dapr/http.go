@@ -84,14 +84,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, runtime.Invalid("unreadable_body", "reading the body: %v", err))
 		return
 	}
-	m := &runtime.Message{
-		Method:      r.Method,
-		Path:        name,
-		Query:       r.URL.RawQuery,
-		ContentType: r.Header.Get("Content-Type"),
-		Body:        body,
-		Metadata:    headerMetadata(r.Header),
-	}
+	m := acquireMessage()
+	defer releaseMessage(m)
+	m.Method, m.Path, m.Query, m.ContentType, m.Body, m.Header = r.Method, name, r.URL.RawQuery, r.Header.Get("Content-Type"), body, r.Header
 	ctx := r.Context()
 	if r.Method == http.MethodPost {
 		if sub, ok := h.app.TopicRoute(path); ok {
@@ -174,15 +169,4 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 
 func writeError(w http.ResponseWriter, e *runtime.Error) {
 	writeJSON(w, e.Status, e.ErrorJSON())
-}
-
-// headerMetadata keeps the headers a handler may read, lower-cased.
-func headerMetadata(h http.Header) map[string]string {
-	md := make(map[string]string, len(h))
-	for k, v := range h {
-		if len(v) > 0 {
-			md[strings.ToLower(k)] = v[0]
-		}
-	}
-	return md
 }

@@ -1,0 +1,141 @@
+package dapr
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/daprfn/shop/runtime"
+)
+
+type order struct {
+	OrderID string `json:"orderId"`
+}
+
+func testApp() (*runtime.App, *[]string) {
+	var seen []string
+	app := runtime.New(runtime.Options{})
+	runtime.Invoke(app, "GET /orders/{id}", func(_ context.Context, in struct{}) (map[string]string, error) {
+		return map[string]string{"ok": "yes"}, nil
+	})
+	runtime.Invoke(app, "POST /fail", func(context.Context, struct{}) (struct{}, error) {
+		return struct{}{}, runtime.NotFound("gone", "it is gone")
+	})
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders", DeadLetterTopic: "dead"},
+		func(_ context.Context, ev runtime.Event[order]) error {
+			seen = append(seen, ev.ID+":"+ev.Data.OrderID)
+			if ev.Data.OrderID == "retry" {
+				return runtime.RetryLater(nil)
+			}
+			return nil
+		})
+	runtime.Binding(app, "restock", func(context.Context, runtime.BindingEvent[struct{}]) error { seen = append(seen, "tick"); return nil })
+	return app, &seen
+}
+
+func do(h http.Handler, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestHTTPTransport(t *testing.T) {
+	app, seen := testApp()
+	h := NewHTTPHandler(app, HTTPOptions{})
+
+	sub := do(h, "GET", "/dapr/subscribe", "", nil)
+	assert.JSONEq(t, `[{"pubsubname":"pubsub","topic":"orders","route":"/orders","deadLetterTopic":"dead"}]`, sub.Body.String())
+
+	assert.Equal(t, http.StatusOK, do(h, "OPTIONS", "/restock", "", nil).Code, "daprd's binding probe")
+	assert.Equal(t, http.StatusNotFound, do(h, "OPTIONS", "/unknown", "", nil).Code)
+	assert.Equal(t, http.StatusOK, do(h, "POST", "/restock", "", nil).Code)
+
+	ce := `{"specversion":"1.0","id":"e1","source":"s","type":"t","datacontenttype":"application/json","data":{"orderId":"o1"}}`
+	r := do(h, "POST", "/orders", ce, map[string]string{"Content-Type": runtime.ContentTypeCloudEvent})
+	assert.JSONEq(t, `{"status":"SUCCESS"}`, r.Body.String())
+	r = do(h, "POST", "/orders", strings.Replace(ce, `"o1"`, `"retry"`, 1), map[string]string{"Content-Type": runtime.ContentTypeCloudEvent})
+	assert.JSONEq(t, `{"status":"RETRY"}`, r.Body.String())
+	r = do(h, "POST", "/orders", `{"specversion":"1.0","id":`, map[string]string{"Content-Type": runtime.ContentTypeCloudEvent})
+	assert.JSONEq(t, `{"status":"DROP"}`, r.Body.String(), "an undecodable envelope is poison")
+	r = do(h, "POST", "/orders", `{"orderId":"raw"}`, map[string]string{"Content-Type": "application/json"})
+	assert.JSONEq(t, `{"status":"SUCCESS"}`, r.Body.String(), "raw payloads are accepted")
+	assert.Equal(t, []string{"tick", "e1:o1", "e1:retry", ":raw"}, *seen)
+
+	r = do(h, "GET", "/orders/42", "", nil)
+	assert.Equal(t, http.StatusOK, r.Code)
+	r = do(h, "POST", "/fail", "", nil)
+	assert.Equal(t, http.StatusNotFound, r.Code)
+	assert.JSONEq(t, `{"error":"it is gone","code":"gone"}`, r.Body.String())
+	assert.Equal(t, "application/json", r.Header().Get("Content-Type"))
+}
+
+func TestHTTPTransportEnforcesTheAppToken(t *testing.T) {
+	app, _ := testApp()
+	h := NewHTTPHandler(app, HTTPOptions{AppToken: "s3cret", Ready: func() bool { return false }})
+	assert.Equal(t, http.StatusUnauthorized, do(h, "GET", "/orders/1", "", nil).Code)
+	assert.Equal(t, http.StatusUnauthorized, do(h, "GET", "/orders/1", "", map[string]string{"dapr-api-token": "wrong"}).Code)
+	assert.Equal(t, http.StatusOK, do(h, "GET", "/orders/1", "", map[string]string{"dapr-api-token": "s3cret"}).Code)
+	assert.Equal(t, http.StatusOK, do(h, "GET", "/healthz", "", nil).Code, "probes need no token")
+	assert.Equal(t, http.StatusServiceUnavailable, do(h, "GET", "/readyz", "", nil).Code)
+}
+
+func TestGRPCTransport(t *testing.T) {
+	app, seen := testApp()
+	cb := &callback{app: app}
+	ctx := context.Background()
+
+	subs, err := cb.ListTopicSubscriptions(ctx, &emptypb.Empty{})
+	require.NoError(t, err)
+	require.Len(t, subs.GetSubscriptions(), 1)
+	assert.Equal(t, "dead", subs.GetSubscriptions()[0].GetDeadLetterTopic())
+	bs, err := cb.ListInputBindings(ctx, &emptypb.Empty{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"restock"}, bs.GetBindings())
+
+	resp, err := cb.OnInvoke(ctx, &commonv1.InvokeRequest{Method: "orders/7", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_GET}})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"ok":"yes"}`, string(resp.GetData().GetValue()))
+	_, err = cb.OnInvoke(ctx, &commonv1.InvokeRequest{Method: "fail", Data: &anypb.Any{}, HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_POST}})
+	assert.Equal(t, codes.NotFound, status.Code(err), "daprd maps NotFound back to 404 for HTTP callers")
+
+	ev, err := cb.OnTopicEvent(ctx, &runtimev1.TopicEventRequest{Id: "e2", PubsubName: "pubsub", Topic: "orders", Data: []byte(`{"orderId":"o2"}`)})
+	require.NoError(t, err)
+	assert.Equal(t, runtimev1.TopicEventResponse_SUCCESS, ev.GetStatus())
+	ev, _ = cb.OnTopicEvent(ctx, &runtimev1.TopicEventRequest{Id: "e3", PubsubName: "pubsub", Topic: "orders", Data: []byte(`{"orderId":"retry"}`)})
+	assert.Equal(t, runtimev1.TopicEventResponse_RETRY, ev.GetStatus())
+	ev, _ = cb.OnTopicEvent(ctx, &runtimev1.TopicEventRequest{Id: "e4", PubsubName: "pubsub", Topic: "orders", Data: []byte(`{"orderId":`)})
+	assert.Equal(t, runtimev1.TopicEventResponse_DROP, ev.GetStatus())
+	_, err = cb.OnBindingEvent(ctx, &runtimev1.BindingEventRequest{Name: "restock"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"e2:o2", "e3:retry", "tick"}, *seen)
+}
+
+func TestMissingComponentsNamesThemAndWhereToAdd(t *testing.T) {
+	err := MissingComponents(
+		[]runtime.Component{{Kind: "state", Name: "statestore"}, {Kind: "bindings", Name: "email"}},
+		[]runtime.Component{{Kind: "state", Name: "statestore", Type: "state.redis"}},
+		"components/redis")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "bindings/email")
+	assert.Contains(t, err.Error(), "components/redis")
+	assert.NotContains(t, err.Error(), "components bindings/email, state")
+	assert.NoError(t, MissingComponents([]runtime.Component{{Kind: "state", Name: "statestore"}},
+		[]runtime.Component{{Kind: "state", Name: "statestore", Type: "state.redis"}}, ""))
+	_ = json.Valid
+}
