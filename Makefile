@@ -28,15 +28,23 @@ build: ## build the shop binary into bin/shop
 
 .PHONY: run
 run: daprd build ## run the whole shop embedded: one app, one daprd on :3500, SQLite + in-memory pub/sub, files in ./data
+	mkdir -p data
 	$(SHOP) run -f deploy/dapr-embedded.yaml
 
 .PHONY: run-redis
 run-redis: daprd build ## run the seed's topology: three apps, three daprds, Redis state and pub/sub
+	mkdir -p data
 	$(SHOP) run -f deploy/dapr.yaml
 
 .PHONY: run-postgres
 run-postgres: daprd build ## three apps with PostgreSQL state, RabbitMQ pub/sub and PostgreSQL order storage
+	mkdir -p data
 	$(SHOP) run -f deploy/dapr-postgres.yaml
+
+.PHONY: run-smtp
+run-smtp: daprd build ## three apps on Redis, emails over SMTP to mailpit (run `make mailpit` first)
+	mkdir -p data
+	$(SHOP) run -f deploy/dapr-smtp.yaml
 
 .PHONY: mailpit
 mailpit: ## run mailpit (SMTP :1025, web/API :8025) for the smtp email component

@@ -39,7 +39,7 @@ func main() {
 	case "", "serve":
 		err = serve(ctx)
 	case "run":
-		err = launch(ctx, os.Args[2:])
+		err = runFile(ctx, os.Args[2:])
 	case "env":
 		err = envconfig.Usage("", &Config{})
 	default:

@@ -1,0 +1,226 @@
+package launch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// File is a dapr multi-app run file.
+type File struct {
+	Version int    `yaml:"version"`
+	Common  Common `yaml:"common"`
+	Apps    []App  `yaml:"apps"`
+
+	dir  string // directory of the file: relative paths start here
+	path string
+}
+
+// Common holds settings shared by every app; an app's own win.
+type Common struct {
+	ResourcesPath  string            `yaml:"resourcesPath"`
+	ResourcesPaths []string          `yaml:"resourcesPaths"`
+	Env            map[string]string `yaml:"env"`
+	LogLevel       string            `yaml:"logLevel"`
+	AppProtocol    string            `yaml:"appProtocol"`
+	ConfigFilePath string            `yaml:"configFilePath"`
+}
+
+// App is one app of the file.
+type App struct {
+	AppID            string            `yaml:"appID"`
+	AppDirPath       string            `yaml:"appDirPath"`
+	AppPort          int               `yaml:"appPort"`
+	AppProtocol      string            `yaml:"appProtocol"`
+	DaprHTTPPort     int               `yaml:"daprHTTPPort"`
+	DaprGRPCPort     int               `yaml:"daprGRPCPort"`
+	DaprInternalPort int               `yaml:"daprInternalGRPCPort"`
+	MetricsPort      int               `yaml:"metricsPort"`
+	Command          []string          `yaml:"command"`
+	Env              map[string]string `yaml:"env"`
+	ResourcesPath    string            `yaml:"resourcesPath"`
+	ResourcesPaths   []string          `yaml:"resourcesPaths"`
+	ConfigFilePath   string            `yaml:"configFilePath"`
+	LogLevel         string            `yaml:"logLevel"`
+	EnableAPILogging bool              `yaml:"enableApiLogging"`
+	MaxBodySize      string            `yaml:"maxBodySize"`
+}
+
+var (
+	appIDPattern   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	unknownField   = regexp.MustCompile(`line (\d+): field (\S+) not found in type launch\.(\w+)`)
+	protocolValues = []string{"", "http", "grpc"}
+)
+
+// Load reads and checks a run file. Errors name the file and the field.
+func Load(path string) (*File, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read run file: %w", err)
+	}
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("%s: line %s: unknown field %q in %s (see the dapr multi-app run file format)", path, m[1], m[2], section(m[3]))
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, _ := filepath.Abs(path)
+	f.path, f.dir = path, filepath.Dir(abs)
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+func section(typ string) string {
+	switch typ {
+	case "App":
+		return "apps[]"
+	case "Common":
+		return "common"
+	}
+	return "the top level"
+}
+
+func (f *File) check() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", f.path, field, fmt.Sprintf(format, args...)))
+	}
+	if f.Version != 1 {
+		bad("version", "must be 1, got %d", f.Version)
+	}
+	if len(f.Apps) == 0 {
+		bad("apps", "no apps to run")
+	}
+	ids, ports := map[string]bool{}, map[int]string{}
+	usePort := func(field string, p int) {
+		if p == 0 {
+			return
+		}
+		if p < 1 || p > 65535 {
+			bad(field, "port %d out of range", p)
+			return
+		}
+		if other, dup := ports[p]; dup {
+			bad(field, "port %d already used by %s", p, other)
+		}
+		ports[p] = field
+	}
+	if !containsStr(protocolValues, f.Common.AppProtocol) {
+		bad("common.appProtocol", "must be http or grpc, got %q", f.Common.AppProtocol)
+	}
+	for i, a := range f.Apps {
+		at := fmt.Sprintf("apps[%d]", i)
+		if !appIDPattern.MatchString(a.AppID) {
+			bad(at+".appID", "%q is not a valid app-id (lower-case letters, digits and dashes)", a.AppID)
+		}
+		if ids[a.AppID] {
+			bad(at+".appID", "%q appears twice", a.AppID)
+		}
+		ids[a.AppID] = true
+		if len(a.Command) == 0 {
+			bad(at+".command", "missing: the app's command line, e.g. [\"bin/shop\"]")
+		}
+		if a.DaprHTTPPort == 0 || a.DaprGRPCPort == 0 {
+			bad(at, "daprHTTPPort and daprGRPCPort are required (the launcher does not pick ports)")
+		}
+		if !containsStr(protocolValues, a.AppProtocol) {
+			bad(at+".appProtocol", "must be http or grpc, got %q", a.AppProtocol)
+		}
+		usePort(at+".appPort", a.AppPort)
+		usePort(at+".daprHTTPPort", a.DaprHTTPPort)
+		usePort(at+".daprGRPCPort", a.DaprGRPCPort)
+		usePort(at+".daprInternalGRPCPort", a.DaprInternalPort)
+		usePort(at+".metricsPort", a.MetricsPort)
+		if len(f.resources(a)) == 0 {
+			bad(at+".resourcesPath", "no resources path for this app or in common")
+		}
+		for _, r := range f.resources(a) {
+			if st, err := os.Stat(r); err != nil || !st.IsDir() {
+				bad(at+".resourcesPath", "%s is not a directory", r)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resources returns the app's resources directories, absolute.
+func (f *File) resources(a App) []string {
+	paths := append([]string{}, a.ResourcesPaths...)
+	if a.ResourcesPath != "" {
+		paths = append(paths, a.ResourcesPath)
+	}
+	if len(paths) == 0 {
+		paths = append(paths, f.Common.ResourcesPaths...)
+		if f.Common.ResourcesPath != "" {
+			paths = append(paths, f.Common.ResourcesPath)
+		}
+	}
+	for i, p := range paths {
+		paths[i] = f.abs(p)
+	}
+	return paths
+}
+
+func (f *File) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.dir, p)
+}
+
+// env is the app's environment: common, then the app's own, then what the
+// launcher sets as dapr run does.
+func (f *File) env(a App) []string {
+	m := map[string]string{}
+	for k, v := range f.Common.Env {
+		m[k] = v
+	}
+	for k, v := range a.Env {
+		m[k] = v
+	}
+	m["APP_ID"] = a.AppID
+	m["APP_PROTOCOL"] = f.protocol(a)
+	m["DAPR_HTTP_PORT"] = itoa(a.DaprHTTPPort)
+	m["DAPR_GRPC_PORT"] = itoa(a.DaprGRPCPort)
+	m["DAPR_RESOURCES_PATH"] = strings.Join(f.resources(a), ",")
+	if a.AppPort != 0 {
+		m["APP_PORT"] = itoa(a.AppPort)
+	}
+	out := os.Environ()
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func (f *File) protocol(a App) string {
+	switch {
+	case a.AppProtocol != "":
+		return a.AppProtocol
+	case f.Common.AppProtocol != "":
+		return f.Common.AppProtocol
+	}
+	return "http"
+}
+
+func containsStr(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }

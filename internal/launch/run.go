@@ -1,0 +1,280 @@
+package launch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Options configure Run.
+type Options struct {
+	Daprd          string        // daprd binary
+	Out            io.Writer     // where prefixed logs go
+	HealthTimeout  time.Duration // how long every sidecar may take to be healthy (60 s)
+	AppStopTimeout time.Duration // how long apps may drain after SIGTERM (25 s)
+	// Ready is called once every sidecar is healthy, e.g. to print endpoints.
+	Ready func(f *File)
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Run starts every app of f with its daprd, waits until all are healthy and
+// runs until ctx ends or a process exits on its own; then it stops the apps
+// first, then the sidecars. It returns an error if a process failed.
+func Run(ctx context.Context, f *File, o Options) error {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.HealthTimeout == 0 {
+		o.HealthTimeout = 60 * time.Second
+	}
+	if o.AppStopTimeout == 0 {
+		o.AppStopTimeout = 25 * time.Second
+	}
+	if _, err := os.Stat(o.Daprd); err != nil {
+		return fmt.Errorf("daprd not found at %s: run `make daprd`", o.Daprd)
+	}
+	out := &lockedWriter{w: o.Out}
+	var apps, sidecars []*proc
+	exited := make(chan *proc, 2*len(f.Apps))
+	stopAll := func() {
+		stop(apps, o.AppStopTimeout)
+		stop(sidecars, 10*time.Second)
+	}
+	for _, a := range f.Apps {
+		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a), os.Environ(), out, exited)
+		if err != nil {
+			stopAll()
+			return err
+		}
+		sidecars = append(sidecars, d)
+		name, args := a.Command[0], a.Command[1:]
+		if strings.Contains(name, "/") && !filepath.IsAbs(name) {
+			name = filepath.Join(f.abs(a.AppDirPath), name)
+		}
+		p, err := start(a.AppID, f.abs(a.AppDirPath), name, args, f.env(a), out, exited)
+		if err != nil {
+			stopAll()
+			return err
+		}
+		apps = append(apps, p)
+	}
+	healthy := make(chan error, 1)
+	go func() { healthy <- waitHealthy(ctx, f, o.HealthTimeout) }()
+	var failed error
+	select {
+	case err := <-healthy:
+		if err != nil {
+			failed = err
+			break
+		}
+		if o.Ready != nil {
+			o.Ready(f)
+		}
+		select {
+		case <-ctx.Done():
+		case p := <-exited:
+			failed = fmt.Errorf("%s exited on its own: %v", p.name, p.err)
+		}
+	case p := <-exited:
+		failed = fmt.Errorf("%s exited during start-up: %v", p.name, p.err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(out, "stopping: apps first (they drain), then their sidecars")
+	stopAll()
+	return failed
+}
+
+func (f *File) daprdArgs(a App) []string {
+	args := []string{
+		"--app-id", a.AppID,
+		"--app-protocol", f.protocol(a),
+		"--dapr-http-port", itoa(a.DaprHTTPPort),
+		"--dapr-grpc-port", itoa(a.DaprGRPCPort),
+		"--log-level", firstNonEmpty(a.LogLevel, f.Common.LogLevel, "warn"),
+		"--placement-host-address", "",
+		"--scheduler-host-address", "",
+	}
+	for _, r := range f.resources(a) {
+		args = append(args, "--resources-path", r)
+	}
+	if a.AppPort != 0 {
+		args = append(args, "--app-port", itoa(a.AppPort))
+	}
+	if a.MetricsPort != 0 {
+		args = append(args, "--metrics-port", itoa(a.MetricsPort))
+	} else {
+		args = append(args, "--enable-metrics=false")
+	}
+	if a.DaprInternalPort != 0 {
+		args = append(args, "--dapr-internal-grpc-port", itoa(a.DaprInternalPort))
+	}
+	if cfg := firstNonEmpty(a.ConfigFilePath, f.Common.ConfigFilePath); cfg != "" {
+		args = append(args, "--config", f.abs(cfg))
+	}
+	if a.EnableAPILogging {
+		args = append(args, "--enable-api-logging")
+	}
+	if a.MaxBodySize != "" {
+		args = append(args, "--max-body-size", a.MaxBodySize)
+	}
+	return args
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func start(name, dir, bin string, args, env []string, out io.Writer, exited chan<- *proc) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Env = dir, env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go prefix(out, "["+name+"] ", pr)
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		close(p.done)
+		exited <- p
+	}()
+	return p, nil
+}
+
+// stop sends SIGTERM to every process group, waits up to timeout, then kills.
+func stop(ps []*proc, timeout time.Duration) {
+	for _, p := range ps {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	}
+	deadline := time.After(timeout)
+	for _, p := range ps {
+		select {
+		case <-p.done:
+		case <-deadline:
+			for _, q := range ps {
+				_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
+			}
+			for _, q := range ps {
+				<-q.done
+			}
+			return
+		}
+	}
+}
+
+func waitHealthy(ctx context.Context, f *File, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(f.Apps))
+	for i, a := range f.Apps {
+		wg.Go(func() {
+			url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort)
+			for {
+				resp, err := http.Get(url)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusNoContent {
+						return
+					}
+				}
+				select {
+				case <-ctx.Done():
+					errs[i] = fmt.Errorf("%s: sidecar not healthy within %s (%s)", a.AppID, timeout, url)
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func prefix(out io.Writer, p string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fmt.Fprintf(out, "%s%s\n", p, sc.Text())
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// LocalStorage returns, per app, the bindings.localstorage components its
+// sidecar loads and where they write (resolved against the app's directory).
+func (f *File) LocalStorage(a App) map[string]string {
+	out := map[string]string{}
+	for _, dir := range f.resources(a) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".yaml") {
+				continue
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			var c struct {
+				Metadata struct{ Name string }
+				Spec     struct {
+					Type     string
+					Metadata []struct{ Name, Value string }
+				}
+				Scopes []string
+			}
+			if yaml.Unmarshal(raw, &c) != nil || c.Spec.Type != "bindings.localstorage" {
+				continue
+			}
+			if len(c.Scopes) > 0 && !containsStr(c.Scopes, a.AppID) {
+				continue
+			}
+			for _, m := range c.Spec.Metadata {
+				if m.Name == "rootPath" {
+					p := m.Value
+					if !filepath.IsAbs(p) {
+						p = filepath.Join(f.abs(a.AppDirPath), p)
+					}
+					out[c.Metadata.Name] = p
+				}
+			}
+		}
+	}
+	return out
+}
