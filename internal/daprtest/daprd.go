@@ -71,7 +71,7 @@ type Daprd struct {
 	AppID              string
 	HTTPPort, GRPCPort int
 	cmd                *exec.Cmd
-	log                *syncBuffer
+	log                *SyncBuffer
 	done               chan struct{}
 }
 
@@ -89,7 +89,7 @@ func Start(t testing.TB, o Options) *Daprd {
 			}
 		}
 	}
-	d := &Daprd{AppID: o.AppID, HTTPPort: FreePort(t), GRPCPort: FreePort(t), log: &syncBuffer{}, done: make(chan struct{})}
+	d := &Daprd{AppID: o.AppID, HTTPPort: FreePort(t), GRPCPort: FreePort(t), log: &SyncBuffer{}, done: make(chan struct{})}
 	if o.AppProtocol == "" {
 		o.AppProtocol = "http"
 	}
@@ -212,18 +212,21 @@ func StartRedis(t testing.TB) *Redis {
 	return nil
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

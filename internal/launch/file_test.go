@@ -1,0 +1,84 @@
+package launch
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "components"), 0o755))
+	p := filepath.Join(dir, "dapr.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	return p
+}
+
+const valid = `version: 1
+common:
+  resourcesPath: ./components
+  env:
+    LOG_LEVEL: debug
+    FUNCTIONS: order
+apps:
+- appID: order-service
+  appDirPath: .
+  appPort: 3000
+  daprHTTPPort: 3500
+  daprGRPCPort: 50001
+  command: ["bin/shop"]
+  env:
+    FUNCTIONS: order,inventory
+`
+
+func TestLoadValidFile(t *testing.T) {
+	f, err := Load(writeFile(t, valid))
+	require.NoError(t, err)
+	require.Len(t, f.Apps, 1)
+	env := strings.Join(f.env(f.Apps[0]), "\n")
+	assert.Contains(t, env, "FUNCTIONS=order,inventory", "the app's env wins over common")
+	assert.Contains(t, env, "LOG_LEVEL=debug")
+	assert.Contains(t, env, "APP_PORT=3000")
+	assert.Contains(t, env, "DAPR_GRPC_PORT=50001")
+	args := strings.Join(f.daprdArgs(f.Apps[0]), " ")
+	assert.Contains(t, args, "--app-id order-service")
+	assert.Contains(t, args, "--resources-path "+filepath.Join(f.dir, "components"))
+	assert.Contains(t, args, "--enable-metrics=false", "no metrics port given: metrics off so daprds do not collide on 9090")
+}
+
+func TestLoadErrorsNameFileAndField(t *testing.T) {
+	cases := map[string]struct{ body, want string }{
+		"unknown field":  {strings.Replace(valid, "appPort: 3000", "appPrt: 3000", 1), `unknown field "appPrt" in apps[]`},
+		"unknown common": {strings.Replace(valid, "  env:\n    LOG_LEVEL", "  envv:\n    LOG_LEVEL", 1), `unknown field "envv" in common`},
+		"version":        {strings.Replace(valid, "version: 1", "version: 2", 1), "version: must be 1"},
+		"bad app id":     {strings.Replace(valid, "appID: order-service", "appID: Order_Service", 1), "apps[0].appID"},
+		"no command":     {strings.Replace(valid, `  command: ["bin/shop"]`+"\n", "", 1), "apps[0].command"},
+		"port reuse":     {strings.Replace(valid, "daprGRPCPort: 50001", "daprGRPCPort: 3500", 1), "port 3500 already used"},
+		"protocol":       {strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  appProtocol: tcp", 1), "apps[0].appProtocol"},
+		"resources":      {strings.Replace(valid, "./components", "./nowhere", 1), "is not a directory"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := writeFile(t, c.body)
+			_, err := Load(p)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), p, "the error names the file")
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+func TestRepositoryRunFilesLoad(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/dapr*.yaml")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 4)
+	for _, p := range files {
+		_, err := Load(p)
+		assert.NoError(t, err, p)
+	}
+}
