@@ -3,6 +3,7 @@
 
 SHELL        := /bin/bash
 DAPR_VERSION := 1.18.2
+MAILPIT_VERSION := v1.33.1
 DAPRD        := bin/daprd-$(DAPR_VERSION)/daprd
 SHOP         := bin/shop
 GO_TEST_FLAGS ?=
@@ -46,12 +47,20 @@ run-smtp: daprd build ## three apps on Redis, emails over SMTP to mailpit (run `
 	mkdir -p data
 	$(SHOP) run -f deploy/dapr-smtp.yaml
 
+MAILPIT := bin/mailpit
+
+$(MAILPIT):
+	GOBIN=$(abspath bin) go install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+.PHONY: mailpit-bin
+mailpit-bin: $(MAILPIT) ## build mailpit (a Go SMTP server with an HTTP API) into bin/
+
 .PHONY: mailpit
-mailpit: ## run mailpit (SMTP :1025, web/API :8025) for the smtp email component
-	go run github.com/axllent/mailpit@v1.33.1 --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025
+mailpit: $(MAILPIT) ## run mailpit (SMTP :1025, web and API :8025) for the smtp email component
+	$(MAILPIT) --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025
 
 .PHONY: test
-test: daprd ## unit tests (-race) and end-to-end tests against real daprd
+test: daprd mailpit-bin ## unit tests (-race) and end-to-end tests against real daprd
 	go vet ./...
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
 

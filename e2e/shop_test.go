@@ -59,6 +59,10 @@ type distributedShop struct {
 type shopOptions struct {
 	restockSchedule string
 	env             []string // for every app
+	// components, when set, replaces the generated Redis components: it gets
+	// the app-ids and the email and order directories.
+	components func(ids map[string]string, emailDir, orderDir string) map[string]string
+	daprdDir   string // daprd's working directory
 }
 
 func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
@@ -68,17 +72,22 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 	}
 	s := &distributedShop{emailDir: t.TempDir(), orderDir: t.TempDir(), topic: daprtest.UniqueID("orders")}
 	ids := map[string]string{"order": daprtest.UniqueID("order-service"), "inventory": daprtest.UniqueID("inventory-service"), "notification": daprtest.UniqueID("notification-service")}
-	resources := merge(redisComponents(redisAddr), map[string]string{
-		"orderstore.yaml":   localstorageComponent("orderstore", s.orderDir),
-		"email.yaml":        localstorageComponent("email", s.emailDir),
-		"restock.yaml":      cronComponent("restock", o.restockSchedule),
-		"outbox-sweep.yaml": cronComponent("outbox-sweep", "@every 2s"),
-		"resiliency.yaml":   inboundRetry("pubsub"),
-	})
+	var resources map[string]string
+	if o.components != nil {
+		resources = o.components(ids, s.emailDir, s.orderDir)
+	} else {
+		resources = merge(redisComponents(redisAddr), map[string]string{
+			"orderstore.yaml":   localstorageComponent("orderstore", s.orderDir),
+			"email.yaml":        localstorageComponent("email", s.emailDir),
+			"restock.yaml":      cronComponent("restock", o.restockSchedule),
+			"outbox-sweep.yaml": cronComponent("outbox-sweep", "@every 2s"),
+			"resiliency.yaml":   inboundRetry("pubsub"),
+		})
+	}
 	protocols := map[string]string{"order": "http", "inventory": "grpc", "notification": "grpc"}
 	start := func(fn string) *shopApp {
 		appPort := daprtest.FreePort(t)
-		d := daprtest.Start(t, daprtest.Options{AppID: ids[fn], AppPort: appPort, AppProtocol: protocols[fn], Resources: resources})
+		d := daprtest.Start(t, daprtest.Options{AppID: ids[fn], AppPort: appPort, AppProtocol: protocols[fn], Resources: resources, Dir: o.daprdDir})
 		a := &shopApp{appID: ids[fn], daprd: d, log: &bytes.Buffer{}, done: make(chan error, 1)}
 		cmd := exec.Command(shopBinary)
 		cmd.Env = append(os.Environ(),

@@ -63,6 +63,7 @@ type Options struct {
 	// ResourcesDir is used instead of Resources when set.
 	ResourcesDir string
 	Env          []string // extra environment, e.g. APP_API_TOKEN=...
+	Dir          string   // working directory (relative component paths start here)
 	Args         []string // extra daprd flags
 }
 
@@ -111,6 +112,7 @@ func Start(t testing.TB, o Options) *Daprd {
 	args = append(args, o.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), o.Env...)
+	cmd.Dir = o.Dir
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

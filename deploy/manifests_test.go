@@ -1,0 +1,246 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/daprfn/shop/internal/launch"
+)
+
+type doc struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec   yaml.Node `yaml:"spec"`
+	Scopes []string  `yaml:"scopes"`
+}
+
+func readDocs(t *testing.T, pattern string) []doc {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	require.NoError(t, err)
+	require.NotEmpty(t, files, pattern)
+	var out []doc
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		for {
+			var d doc
+			err := dec.Decode(&d)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			require.NoError(t, err, f)
+			require.NotEmpty(t, d.Kind, "%s: a document without kind", f)
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func decodeSpec[T any](t *testing.T, d doc) T {
+	t.Helper()
+	var v T
+	require.NoError(t, d.Spec.Decode(&v), "%s %s", d.Kind, d.Metadata.Name)
+	return v
+}
+
+// codeDefaults runs `shop env` and returns every variable's default.
+func codeDefaults(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := exec.Command("go", "run", "../cmd/shop", "env").CombinedOutput()
+	require.NoError(t, err, string(out))
+	defaults := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 3 && f[0] == strings.ToUpper(f[0]) && f[0] != "KEY" {
+			defaults[f[0]] = f[2]
+		}
+	}
+	require.Contains(t, defaults, "ORDERS_TOPIC")
+	return defaults
+}
+
+type deployment struct {
+	Template struct {
+		Metadata struct {
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"metadata"`
+		Spec struct {
+			Containers []struct {
+				Env []struct {
+					Name  string `yaml:"name"`
+					Value string `yaml:"value"`
+				} `yaml:"env"`
+				Ports []struct {
+					ContainerPort int `yaml:"containerPort"`
+				} `yaml:"ports"`
+				ReadinessProbe struct {
+					HTTPGet struct {
+						Path string `yaml:"path"`
+						Port int    `yaml:"port"`
+					} `yaml:"httpGet"`
+				} `yaml:"readinessProbe"`
+			} `yaml:"containers"`
+		} `yaml:"spec"`
+	} `yaml:"template"`
+}
+
+type service struct {
+	Selector map[string]string `yaml:"selector"`
+	Ports    []struct {
+		Port       int `yaml:"port"`
+		TargetPort int `yaml:"targetPort"`
+	} `yaml:"ports"`
+}
+
+func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
+	run, err := launch.Load("dapr.yaml")
+	require.NoError(t, err)
+	defaults := codeDefaults(t)
+	docs := readDocs(t, "k8s/*.yaml")
+
+	byKind := map[string]map[string]doc{}
+	for _, d := range docs {
+		if byKind[d.Kind] == nil {
+			byKind[d.Kind] = map[string]doc{}
+		}
+		byKind[d.Kind][d.Metadata.Name] = d
+	}
+	require.Len(t, byKind["Deployment"], len(run.Apps), "one Deployment per app of deploy/dapr.yaml")
+
+	for _, app := range run.Apps {
+		t.Run(app.AppID, func(t *testing.T) {
+			d, ok := byKind["Deployment"][app.AppID]
+			require.True(t, ok, "Deployment %s", app.AppID)
+			dep := decodeSpec[deployment](t, d)
+			ann := dep.Template.Metadata.Annotations
+			assert.Equal(t, "true", ann["dapr.io/enabled"])
+			assert.Equal(t, app.AppID, ann["dapr.io/app-id"])
+			assert.Equal(t, itoa(app.AppPort), ann["dapr.io/app-port"])
+			proto := app.AppProtocol
+			if proto == "" {
+				proto = "http"
+			}
+			assert.Equal(t, proto, ann["dapr.io/app-protocol"])
+			_, hasConfig := byKind["Configuration"][ann["dapr.io/config"]]
+			assert.True(t, hasConfig, "dapr.io/config names a Configuration")
+			require.Len(t, dep.Template.Spec.Containers, 1)
+			c := dep.Template.Spec.Containers[0]
+			env := map[string]string{}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+			assert.Equal(t, app.Env["FUNCTIONS"], env["FUNCTIONS"])
+			assert.Equal(t, itoa(app.AppPort), env["APP_PORT"])
+			assert.Equal(t, proto, env["APP_PROTOCOL"])
+			require.NotEmpty(t, c.Ports)
+			assert.Equal(t, app.AppPort, c.Ports[0].ContainerPort)
+			probePort := app.AppPort
+			if proto == "grpc" {
+				assert.Equal(t, app.Env["HEALTH_PORT"], env["HEALTH_PORT"], "gRPC apps serve probes on HEALTH_PORT")
+				probePort = atoi(t, env["HEALTH_PORT"])
+			}
+			assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+			assert.Equal(t, probePort, c.ReadinessProbe.HTTPGet.Port)
+
+			svc := decodeSpec[service](t, byKind["Service"][app.AppID])
+			assert.Equal(t, app.AppID, svc.Selector["app"])
+			require.NotEmpty(t, svc.Ports)
+			assert.Equal(t, app.AppPort, svc.Ports[0].TargetPort)
+		})
+	}
+
+	t.Run("components", func(t *testing.T) {
+		local := map[string]doc{}
+		for _, d := range readDocs(t, "../components/redis/*.yaml") {
+			local[d.Metadata.Name] = d
+		}
+		for _, d := range readDocs(t, "../components/email-files/*.yaml") {
+			local[d.Metadata.Name] = d
+		}
+		want := []string{defaults["STATESTORE"], defaults["PUBSUB"], defaults["ORDERSTORE_BINDING"], defaults["EMAIL_BINDING"], defaults["RESTOCK_BINDING"], defaults["OUTBOX_SWEEP_BINDING"]}
+		for _, name := range want {
+			k, ok := byKind["Component"][name]
+			require.True(t, ok, "component %s the code uses is in k8s/components.yaml", name)
+			l, ok := local[name]
+			require.True(t, ok, "component %s is in components/redis or components/email-files", name)
+			assert.ElementsMatch(t, l.Scopes, k.Scopes, "scopes of %s agree between local and Kubernetes", name)
+			assert.NotEmpty(t, k.Scopes, "%s is scoped", name)
+			for _, s := range k.Scopes {
+				assert.Contains(t, []string{"order-service", "inventory-service", "notification-service"}, s)
+			}
+		}
+		assert.Len(t, byKind["Component"], len(want), "no component nobody uses")
+	})
+
+	t.Run("subscription", func(t *testing.T) {
+		subs := byKind["Subscription"]
+		require.Len(t, subs, 1)
+		for _, d := range subs {
+			assert.Equal(t, "dapr.io/v2alpha1", d.APIVersion)
+			s := decodeSpec[struct {
+				Pubsubname string `yaml:"pubsubname"`
+				Topic      string `yaml:"topic"`
+				Routes     struct {
+					Default string `yaml:"default"`
+				} `yaml:"routes"`
+				DeadLetterTopic string `yaml:"deadLetterTopic"`
+			}](t, d)
+			assert.Equal(t, defaults["PUBSUB"], s.Pubsubname)
+			assert.Equal(t, defaults["ORDERS_TOPIC"], s.Topic)
+			assert.Equal(t, defaults["ORDERS_DEADLETTER_TOPIC"], s.DeadLetterTopic)
+			assert.Equal(t, "/orders", s.Routes.Default, "the seed's route, used when notification runs alone")
+			assert.Equal(t, []string{"notification-service"}, d.Scopes)
+		}
+	})
+
+	t.Run("resiliency", func(t *testing.T) {
+		res := byKind["Resiliency"]
+		require.Len(t, res, 1)
+		for _, d := range res {
+			s := decodeSpec[struct {
+				Targets struct {
+					Apps       map[string]map[string]string `yaml:"apps"`
+					Components map[string]map[string]any    `yaml:"components"`
+				} `yaml:"targets"`
+			}](t, d)
+			assert.NotEmpty(t, s.Targets.Apps[defaults["INVENTORY_APP_ID"]]["circuitBreaker"], "the inventory call has a circuit breaker")
+			assert.Contains(t, s.Targets.Components, defaults["PUBSUB"])
+		}
+	})
+}
+
+func TestDockerfileIsMultiStageStaticNonRoot(t *testing.T) {
+	raw, err := os.ReadFile("../Dockerfile")
+	require.NoError(t, err)
+	s := string(raw)
+	assert.Equal(t, 2, strings.Count(s, "\nFROM "), "two stages")
+	assert.Contains(t, s, "CGO_ENABLED=0")
+	assert.Contains(t, s, "nonroot")
+	assert.Contains(t, s, "USER 65532")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func atoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, s)
+	return n
+}

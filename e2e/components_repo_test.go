@@ -1,0 +1,36 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// repoComponents reads the repository's component sets (components/<set>)
+// as they ship, with the app-ids in their scopes renamed to the test's and
+// other values replaced as repl says (e.g. data paths to temp dirs).
+func repoComponents(t *testing.T, sets []string, ids map[string]string, repl map[string]string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, set := range sets {
+		dir := filepath.Join("..", "components", set)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		for _, e := range entries {
+			raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			require.NoError(t, err)
+			s := string(raw)
+			for fn, id := range ids {
+				s = strings.ReplaceAll(s, "- "+fn+"-service\n", "- "+id+"\n")
+			}
+			for old, n := range repl {
+				s = strings.ReplaceAll(s, old, n)
+			}
+			out[set+"-"+e.Name()] = s
+		}
+	}
+	return out
+}
