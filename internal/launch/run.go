@@ -26,6 +26,9 @@ type Options struct {
 	AppStopTimeout time.Duration // how long apps may drain after SIGTERM (25 s)
 	// Ready is called once every sidecar is healthy, e.g. to print endpoints.
 	Ready func(f *File)
+	// Started, when set, is told each process's name and pid (benchmarks
+	// read their CPU time and memory from /proc).
+	Started func(name string, pid int)
 }
 
 type proc struct {
@@ -65,6 +68,9 @@ func Run(ctx context.Context, f *File, o Options) error {
 			return err
 		}
 		sidecars = append(sidecars, d)
+		if o.Started != nil {
+			o.Started(d.name, d.cmd.Process.Pid)
+		}
 		name, args := a.Command[0], a.Command[1:]
 		if strings.Contains(name, "/") && !filepath.IsAbs(name) {
 			name = filepath.Join(f.abs(a.AppDirPath), name)
@@ -75,6 +81,9 @@ func Run(ctx context.Context, f *File, o Options) error {
 			return err
 		}
 		apps = append(apps, p)
+		if o.Started != nil {
+			o.Started(p.name, p.cmd.Process.Pid)
+		}
 	}
 	healthy := make(chan error, 1)
 	go func() { healthy <- waitHealthy(ctx, f, o.HealthTimeout) }()

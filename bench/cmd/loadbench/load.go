@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Result is one load run of one topology.
+type Result struct {
+	Topology       string              `json:"topology"`
+	Load           string              `json:"load"` // "saturation (16 conns)" or "200 orders/s"
+	Duration       float64             `json:"durationSeconds"`
+	Requests       uint64              `json:"requests"`
+	Confirmed      int                 `json:"confirmed"` // answered 200
+	Errors         int                 `json:"errors"`
+	AnsweredPerSec float64             `json:"answeredPerSecond"` // 200 answers per second of load
+	CompletedPerS  float64             `json:"completedPerSecond"` // orders whose email (event) was handled, per second until the last one
+	LastEventLag   float64             `json:"lastEventLagSeconds"`
+	P50, P90, P99  float64             // milliseconds
+	Max            float64             `json:"max"`
+	CPUPer1000     map[string]float64  `json:"cpuSecondsPer1000Orders"`
+	PeakRSSMB      map[string]float64  `json:"peakRssMB"`
+	AppCPUShare    float64             `json:"appCpuShareOfDaprd"` // app CPU / daprd CPU
+	Latencies      []float64           `json:"-"`
+	Audit          *Audit              `json:"audit,omitempty"`
+	StatusCodes    map[string]int      `json:"statusCodes"`
+}
+
+// Audit is what the checks after a shop run found.
+type Audit struct {
+	OK       bool     `json:"ok"`
+	Checked  int      `json:"checked"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+var orderBody = []byte(`{"productId":"product-1","quantity":1,"customerEmail":"bench@example.com"}`)
+
+func loadScenario(ctx context.Context, o options, name string) ([]*Result, error) {
+	t, err := startTopology(ctx, o, name)
+	if err != nil {
+		return nil, err
+	}
+	var results []*Result
+	loads := []struct {
+		label string
+		rate  vegeta.Rate
+		dur   time.Duration
+		opts  []func(*vegeta.Attacker)
+	}{
+		{fmt.Sprintf("saturation (%d conns)", o.conns), vegeta.Rate{Freq: 0}, o.duration,
+			[]func(*vegeta.Attacker){vegeta.Workers(uint64(o.conns)), vegeta.MaxWorkers(uint64(o.conns)), vegeta.Connections(o.conns)}},
+		{fmt.Sprintf("%d orders/s", o.rate), vegeta.Rate{Freq: o.rate, Per: time.Second}, o.fixedFor,
+			[]func(*vegeta.Attacker){vegeta.Workers(uint64(o.conns)), vegeta.Connections(64)}},
+	}
+	for _, l := range loads {
+		r, err := attack(ctx, o, t, l.label, l.rate, l.dur, l.opts)
+		if err != nil {
+			_ = t.stop()
+			return results, err
+		}
+		fmt.Printf("  %-24s %7.0f answered/s %7.0f completed/s  p50 %5.1f ms  p99 %6.1f ms  max %6.1f ms  errors %d  audit %s\n",
+			l.label, r.AnsweredPerSec, r.CompletedPerS, r.P50, r.P99, r.Max, r.Errors, auditWord(r.Audit))
+		results = append(results, r)
+	}
+	if err := t.stop(); err != nil {
+		return results, fmt.Errorf("stopping %s: %w", name, err)
+	}
+	return results, nil
+}
+
+func auditWord(a *Audit) string {
+	switch {
+	case a == nil:
+		return "n/a (null apps)"
+	case a.OK:
+		return fmt.Sprintf("ok (%d orders)", a.Checked)
+	}
+	return "FAILED: " + strings.Join(a.Problems, "; ")
+}
+
+func attack(ctx context.Context, o options, t *topology, label string, rate vegeta.Rate, dur time.Duration, opts []func(*vegeta.Attacker)) (*Result, error) {
+	r := &Result{Topology: t.name, Load: label, CPUPer1000: map[string]float64{}, PeakRSSMB: map[string]float64{}, StatusCodes: map[string]int{}}
+	shop := t.name != "floor"
+	stockBefore, err := stock(t)
+	if shop && err != nil {
+		return nil, err
+	}
+	eventsBefore := countEvents(t)
+	cpuBefore := cpuSeconds(t.processes())
+
+	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: "POST", URL: t.orderURL, Body: orderBody,
+		Header: http.Header{"Content-Type": []string{"application/json"}}})
+	attacker := vegeta.NewAttacker(append(opts, vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))...)
+	var ids []string
+	start := time.Now()
+	var m vegeta.Metrics
+	for res := range attacker.Attack(targeter, rate, dur, label) {
+		m.Add(res)
+		r.Latencies = append(r.Latencies, float64(res.Latency.Microseconds())/1000)
+		r.StatusCodes[strconv.Itoa(int(res.Code))]++
+		if res.Code == http.StatusOK {
+			var body struct{ OrderID string }
+			if json.Unmarshal(res.Body, &body) == nil && body.OrderID != "" {
+				ids = append(ids, body.OrderID)
+			}
+		}
+		if ctx.Err() != nil {
+			attacker.Stop()
+		}
+	}
+	m.Close()
+	loadEnd := time.Now()
+	r.Duration = loadEnd.Sub(start).Seconds()
+	r.Requests = m.Requests
+	r.Confirmed = len(ids)
+	r.Errors = int(m.Requests) - len(ids)
+	r.AnsweredPerSec = float64(len(ids)) / r.Duration
+	r.P50, r.P90, r.P99, r.Max = ms(m.Latencies.P50), ms(m.Latencies.P90), ms(m.Latencies.P99), ms(m.Latencies.Max)
+
+	// Throughput counts orders whose event was handled: wait for the last.
+	deadline := time.Now().Add(o.drainAfter)
+	for countEvents(t)-eventsBefore < len(ids) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	done := time.Now()
+	handled := countEvents(t) - eventsBefore
+	r.CompletedPerS = float64(min(handled, len(ids))) / done.Sub(start).Seconds()
+	r.LastEventLag = done.Sub(loadEnd).Seconds()
+
+	cpuAfter := cpuSeconds(t.processes())
+	var appCPU, daprdCPU float64
+	for name, after := range cpuAfter {
+		used := after - cpuBefore[name]
+		if len(ids) > 0 {
+			r.CPUPer1000[name] = used / float64(len(ids)) * 1000
+		}
+		if strings.HasSuffix(name, "daprd") {
+			daprdCPU += used
+		} else {
+			appCPU += used
+		}
+	}
+	if daprdCPU > 0 {
+		r.AppCPUShare = appCPU / daprdCPU
+	}
+	for name, pid := range t.processes() {
+		r.PeakRSSMB[name] = peakRSSMB(pid)
+	}
+	if shop {
+		r.Audit = audit(t, ids, eventsBefore, stockBefore, handled)
+	}
+	return r, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// countEvents counts handled events: email files for the shop, the null
+// notification app's counter for the floor.
+func countEvents(t *topology) int {
+	if t.countURL != "" {
+		resp, err := http.Get(t.countURL)
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		var c struct{ Count int }
+		_ = json.NewDecoder(resp.Body).Decode(&c)
+		return c.Count
+	}
+	entries, _ := os.ReadDir(filepath.Join(t.dir, "data", "emails"))
+	return len(entries)
+}
+
+func stock(t *topology) (int, error) {
+	if t.name == "floor" {
+		return 0, nil
+	}
+	resp, err := http.Get(t.invURL)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var inv map[string]struct{ Stock int }
+	if err := json.NewDecoder(resp.Body).Decode(&inv); err != nil {
+		return 0, err
+	}
+	return inv["product-1"].Stock, nil
+}
+
+// audit checks every order answered 200: stored, archived, emailed once;
+// and that the stock went down by exactly what was confirmed.
+func audit(t *topology, ids []string, eventsBefore, stockBefore, handled int) *Audit {
+	a := &Audit{Checked: len(ids)}
+	problem := func(format string, args ...any) { a.Problems = append(a.Problems, fmt.Sprintf(format, args...)) }
+	emails := map[string]int{}
+	entries, _ := os.ReadDir(filepath.Join(t.dir, "data", "emails"))
+	for _, e := range entries {
+		id, _, _ := strings.Cut(e.Name(), ".")
+		emails[id]++
+	}
+	archived := map[string]bool{}
+	entries, _ = os.ReadDir(filepath.Join(t.dir, "data", "orders"))
+	for _, e := range entries {
+		archived[strings.TrimSuffix(e.Name(), ".json")] = true
+	}
+	var missingMail, dupMail, missingFile int
+	for _, id := range ids {
+		switch emails[id] {
+		case 0:
+			missingMail++
+		case 1:
+		default:
+			dupMail++
+		}
+		if !archived[id] {
+			missingFile++
+		}
+	}
+	if missingMail > 0 {
+		problem("%d confirmed orders without an email", missingMail)
+	}
+	if dupMail > 0 {
+		problem("%d orders with more than one email", dupMail)
+	}
+	if missingFile > 0 {
+		problem("%d confirmed orders without an order file", missingFile)
+	}
+	if handled != len(ids) {
+		problem("%d emails written in this run for %d confirmed orders", handled, len(ids))
+	}
+	if missing := notStored(t, ids); missing > 0 {
+		problem("%d confirmed orders not found by GET /orders/{id}", missing)
+	}
+	if after, err := stock(t); err != nil {
+		problem("reading stock: %v", err)
+	} else if stockBefore-after != len(ids) {
+		problem("stock went from %d to %d for %d confirmed orders of 1", stockBefore, after, len(ids))
+	}
+	a.OK = len(a.Problems) == 0
+	return a
+}
+
+func notStored(t *topology, ids []string) int {
+	var mu sync.Mutex
+	missing := 0
+	work := make(chan string)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 16 {
+		wg.Go(func() {
+			for id := range work {
+				resp, err := client.Get(t.getURL + id)
+				ok := err == nil && resp.StatusCode == http.StatusOK
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if !ok {
+					mu.Lock()
+					missing++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return missing
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func sortedCopy(xs []float64) []float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s
+}

@@ -1,0 +1,111 @@
+// Command loadbench is `make bench`: the runtime's micro-benchmarks against
+// bare go-sdk handlers, then a load benchmark of the shop, distributed
+// (three apps, three daprds, Redis) and embedded (one app, one daprd), and of
+// the Dapr floor (null apps making the same Dapr calls), each at saturation
+// (16 connections) and at a fixed 200 orders/s. Every shop run is audited:
+// each order answered 200 is stored, has its order file and exactly one
+// email, and the stock went down by exactly what was confirmed; a failed
+// audit fails the benchmark. The report goes to bench/out/ as Markdown, JSON
+// and a latency plot.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	out        string
+	duration   time.Duration
+	fixedFor   time.Duration
+	rate       int
+	conns      int
+	scenarios  []string
+	baseline   string
+	skipMicro  bool
+	daprd      string
+	shop       string
+	nullapp    string
+	repo       string
+	drainAfter time.Duration
+}
+
+func main() {
+	var o options
+	var scen string
+	flag.StringVar(&o.out, "out", "bench/out", "report directory")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "length of each saturation run")
+	flag.DurationVar(&o.fixedFor, "fixed-duration", 10*time.Second, "length of each fixed-rate run")
+	flag.IntVar(&o.rate, "rate", 200, "orders per second of the fixed-rate run")
+	flag.IntVar(&o.conns, "conns", 16, "connections of the saturation run")
+	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor", "topologies to load: distributed, embedded, floor")
+	flag.StringVar(&o.baseline, "baseline", "", "micro-benchmark output of an earlier run to compare with benchstat")
+	flag.BoolVar(&o.skipMicro, "skip-micro", false, "skip the micro-benchmarks")
+	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")
+	flag.DurationVar(&o.drainAfter, "drain-timeout", 3*time.Minute, "how long to wait for the last email after the load")
+	flag.Parse()
+	o.scenarios = strings.Split(scen, ",")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	var err error
+	if o.repo, err = os.Getwd(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	bin := filepath.Join(o.out, "bin")
+	o.shop, o.nullapp = filepath.Join(bin, "shop"), filepath.Join(bin, "nullapp")
+	if err := goBuild(o.shop, "./cmd/shop"); err != nil {
+		return err
+	}
+	if err := goBuild(o.nullapp, "./cmd/nullapp"); err != nil {
+		return err
+	}
+	if o.daprd, err = filepath.Abs(o.daprd); err != nil {
+		return err
+	}
+	rep := newReport(o)
+	if !o.skipMicro {
+		fmt.Println("== micro-benchmarks: runtime dispatch vs bare go-sdk handlers")
+		if rep.Micro, err = micro(o); err != nil {
+			return err
+		}
+	}
+	var failures []string
+	for _, name := range o.scenarios {
+		fmt.Printf("== load: %s\n", name)
+		res, err := loadScenario(ctx, o, name)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+		rep.Scenarios = append(rep.Scenarios, res...)
+		for _, r := range res {
+			if r.Audit != nil && !r.Audit.OK {
+				failures = append(failures, fmt.Sprintf("%s/%s: %s", r.Topology, r.Load, strings.Join(r.Audit.Problems, "; ")))
+			}
+		}
+	}
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	fmt.Printf("report written to %s/report.md, report.json and latency.png\n", o.out)
+	if len(failures) > 0 {
+		return fmt.Errorf("audit failed:\n  %s", strings.Join(failures, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	Cores   int    `json:"cores"`
+	CPU     string `json:"cpu"`
+	Go      string `json:"go"`
+	Daprd   string `json:"daprd"`
+	OS      string `json:"os"`
+	Date    string `json:"date"`
+	Command string `json:"command"`
+}
+
+type report struct {
+	Machine   Machine       `json:"machine"`
+	Micro     []MicroResult `json:"micro,omitempty"`
+	Scenarios []*Result     `json:"scenarios"`
+	Floor     []FloorRatio  `json:"floor,omitempty"`
+}
+
+// FloorRatio is the shop's throughput as a share of the floor's.
+type FloorRatio struct {
+	Topology   string  `json:"topology"`
+	Load       string  `json:"load"`
+	Percent    float64 `json:"percentOfFloor"`
+	FloorPerS  float64 `json:"floorCompletedPerSecond"`
+	ShopPerS   float64 `json:"shopCompletedPerSecond"`
+	P99Ratio   float64 `json:"p99RatioToFloor"`
+	FloorP99Ms float64 `json:"floorP99Ms"`
+}
+
+func newReport(o options) *report {
+	m := Machine{Cores: goruntime.NumCPU(), Go: goruntime.Version(), OS: goruntime.GOOS + "/" + goruntime.GOARCH,
+		Date: time.Now().UTC().Format("2006-01-02"), Command: "make bench (" + strings.Join(os.Args[1:], " ") + ")"}
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if out, err := exec.Command(o.daprd, "--version").Output(); err == nil {
+		m.Daprd = strings.TrimSpace(string(out))
+	}
+	return &report{Machine: m}
+}
+
+func (r *report) floorRatios() {
+	floor := map[string]*Result{}
+	for _, s := range r.Scenarios {
+		if s.Topology == "floor" {
+			floor[s.Load] = s
+		}
+	}
+	r.Floor = nil
+	for _, s := range r.Scenarios {
+		f, ok := floor[s.Load]
+		if s.Topology == "floor" || !ok || f.CompletedPerS == 0 {
+			continue
+		}
+		fr := FloorRatio{Topology: s.Topology, Load: s.Load, Percent: 100 * s.CompletedPerS / f.CompletedPerS,
+			FloorPerS: f.CompletedPerS, ShopPerS: s.CompletedPerS, FloorP99Ms: f.P99}
+		if f.P99 > 0 {
+			fr.P99Ratio = s.P99 / f.P99
+		}
+		r.Floor = append(r.Floor, fr)
+	}
+}
+
+func (r *report) write(dir string) error {
+	r.floorRatios()
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), js, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	return r.plot(filepath.Join(dir, "latency.png"))
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, daprd %s, %s.\n\n", m.Date, m.Cores, m.CPU, m.Go, m.Daprd, m.OS)
+	if len(r.Micro) > 0 {
+		b.WriteString("Runtime dispatch vs a bare go-sdk handler doing the same decode (median of 6, `go test -bench ./runtime/dapr/`):\n\n")
+		b.WriteString("| trigger | runtime ns/op | go-sdk ns/op | time ratio | runtime allocs | go-sdk allocs | alloc ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, x := range r.Micro {
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n", x.Benchmark, x.RuntimeNsOp, x.SDKNsOp, x.NsRatio, x.RuntimeAllocs, x.SDKAllocs, x.AllocRatio)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("Load through the order-service sidecar (POST /orders on :3500). *Completed/s* counts orders whose email (floor: event) was handled, until the last one.\n\n")
+	b.WriteString("| topology | load | answered/s | completed/s | p50 ms | p90 ms | p99 ms | max ms | errors | app CPU / daprd CPU | audit |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, s := range r.Scenarios {
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %d | %.0f %% | %s |\n",
+			s.Topology, s.Load, s.AnsweredPerSec, s.CompletedPerS, s.P50, s.P90, s.P99, s.Max, s.Errors, 100*s.AppCPUShare, auditWord(s.Audit))
+	}
+	if len(r.Floor) > 0 {
+		b.WriteString("\nAgainst the Dapr floor (null apps making the same Dapr calls over the same transports):\n\n| topology | load | shop completed/s | floor completed/s | % of floor | p99 vs floor |\n|---|---|---:|---:|---:|---:|\n")
+		for _, f := range r.Floor {
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f %% | %.2fx |\n", f.Topology, f.Load, f.ShopPerS, f.FloorPerS, f.Percent, f.P99Ratio)
+		}
+	}
+	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation runs):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
+	for _, s := range r.Scenarios {
+		if !strings.HasPrefix(s.Load, "saturation") {
+			continue
+		}
+		names := make([]string, 0, len(s.CPUPer1000))
+		for n := range s.PeakRSSMB {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f |\n", s.Topology, n, s.CPUPer1000[n], s.PeakRSSMB[n])
+		}
+	}
+	return b.String()
+}
+
+func (r *report) plot(path string) error {
+	p := plot.New()
+	p.Title.Text = "POST /orders latency by percentile (saturation)"
+	p.X.Label.Text = "percentile"
+	p.Y.Label.Text = "latency (ms)"
+	p.Legend.Top, p.Legend.Left = true, true
+	colors := []color.RGBA{{R: 0x1f, G: 0x77, B: 0xb4, A: 255}, {R: 0xff, G: 0x7f, B: 0x0e, A: 255}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 255}, {R: 0xd6, G: 0x27, B: 0x28, A: 255}}
+	i := 0
+	for _, s := range r.Scenarios {
+		if !strings.HasPrefix(s.Load, "saturation") || len(s.Latencies) == 0 {
+			continue
+		}
+		sorted := sortedCopy(s.Latencies)
+		pts := make(plotter.XYs, 0, 100)
+		for q := 1.0; q <= 99.9; q += 0.5 {
+			pts = append(pts, plotter.XY{X: q, Y: percentile(sorted, q)})
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		line.Color = colors[i%len(colors)]
+		line.Width = vg.Points(2)
+		p.Add(line)
+		p.Legend.Add(s.Topology, line)
+		i++
+	}
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+}

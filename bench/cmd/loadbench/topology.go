@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/daprfn/shop/internal/launch"
+)
+
+// topology is a running set of apps and sidecars.
+type topology struct {
+	name     string
+	dir      string // temp dir: run file, components, data
+	orderURL string // POST /orders through the order-service sidecar
+	invURL   string // GET /inventory through the inventory sidecar
+	getURL   string // GET /orders/{id} prefix
+	countURL string // floor only: the null notification app's count
+	mu       sync.Mutex
+	pids     map[string]int
+	stop     func() error
+}
+
+func (t *topology) processes() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]int, len(t.pids))
+	for k, v := range t.pids {
+		out[k] = v
+	}
+	return out
+}
+
+// The seed's ports: the order-service sidecar answers on :3500.
+var seedApps = []struct {
+	id, fn, role            string
+	app, http, grpc, health int
+	protocol                string
+}{
+	{"order-service", "order", "order", 3000, 3500, 50001, 0, "http"},
+	{"inventory-service", "inventory", "inventory", 3001, 3501, 50002, 3101, "grpc"},
+	{"notification-service", "notification", "notification", 3002, 3502, 50003, 3102, "grpc"},
+}
+
+func startTopology(ctx context.Context, o options, name string) (*topology, error) {
+	dir, err := os.MkdirTemp("", "loadbench-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []int{3000, 3001, 3002, 3500, 3501, 3502, 50001, 50002, 50003} {
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err != nil {
+			return nil, fmt.Errorf("port %d is taken (is `make run` still running?): %w", p, err)
+		} else {
+			l.Close()
+		}
+	}
+	t := &topology{name: name, dir: dir, pids: map[string]int{}}
+	var stopRedis func()
+	data := filepath.Join(dir, "data")
+	for _, sub := range []string{"orders", "emails"} {
+		if err := os.MkdirAll(filepath.Join(data, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	repl := map[string]string{"value: data/orders": "value: " + filepath.Join(data, "orders"), "value: data/emails": "value: " + filepath.Join(data, "emails"),
+		`value: "data/orders"`: "value: " + filepath.Join(data, "orders"), `value: "data/emails"`: "value: " + filepath.Join(data, "emails"),
+		`value: "file:data/shop.db?`: `value: "file:` + filepath.Join(data, "shop.db") + `?`,
+		// Saturation needs room for many events in flight.
+		`value: "100"`: `value: "1000"`}
+	var run strings.Builder
+	run.WriteString("version: 1\ncommon:\n  logLevel: warn\n  resourcesPath: ./components\napps:\n")
+	app := func(id string, appPort, httpPort, grpcPort int, protocol string, command []string, env map[string]string) {
+		fmt.Fprintf(&run, "- appID: %s\n  appDirPath: %s\n  appPort: %d\n  daprHTTPPort: %d\n  daprGRPCPort: %d\n  appProtocol: %s\n  command: [%s]\n  env:\n",
+			id, o.repo, appPort, httpPort, grpcPort, protocol, quoteAll(command))
+		for k, v := range env {
+			fmt.Fprintf(&run, "    %s: %q\n", k, v)
+		}
+	}
+	// Large stock so that stock never runs out during a run; RESTOCK_LEVEL 1
+	// keeps the cron restock from topping it up in the middle of an audit.
+	catalog := "product-1:Laptop:100000000"
+	switch name {
+	case "embedded":
+		if err := copyComponents(filepath.Join(o.repo, "components", "embedded"), filepath.Join(dir, "components"), repl); err != nil {
+			return nil, err
+		}
+		a := seedApps[0]
+		app(a.id, a.app, a.http, a.grpc, a.protocol, []string{o.shop, "serve"}, map[string]string{
+			"FUNCTIONS": "order,inventory,notification", "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"})
+		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/inventory", a.http, a.id)
+	case "distributed", "floor":
+		addr, stop, err := startRedis(dir)
+		if err != nil {
+			return nil, err
+		}
+		stopRedis = stop
+		repl["value: localhost:6379"] = "value: " + addr
+		sets := []string{"redis", "email-files"}
+		for _, set := range sets {
+			if err := copyComponents(filepath.Join(o.repo, "components", set), filepath.Join(dir, "components"), repl); err != nil {
+				return nil, err
+			}
+		}
+		for _, a := range seedApps {
+			env := map[string]string{"FUNCTIONS": a.fn, "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"}
+			cmd := []string{o.shop, "serve"}
+			if name == "floor" {
+				env = map[string]string{"ROLE": a.role}
+				cmd = []string{o.nullapp}
+			}
+			if a.health != 0 && name != "floor" {
+				env["HEALTH_PORT"] = strconv.Itoa(a.health)
+			}
+			app(a.id, a.app, a.http, a.grpc, a.protocol, cmd, env)
+		}
+		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/inventory-service/method/inventory", seedApps[1].http)
+		if name == "floor" {
+			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
+		}
+	default:
+		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded or floor", name)
+	}
+	t.orderURL = "http://127.0.0.1:3500/v1.0/invoke/order-service/method/orders"
+	t.getURL = t.orderURL + "/"
+	file := filepath.Join(dir, "dapr.yaml")
+	if err := os.WriteFile(file, []byte(run.String()), 0o644); err != nil {
+		return nil, err
+	}
+	f, err := launch.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	logFile, err := os.Create(filepath.Join(o.out, name+"-run.log"))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	go func() {
+		done <- launch.Run(runCtx, f, launch.Options{Daprd: o.daprd, Out: logFile,
+			Ready:   func(*launch.File) { close(ready) },
+			Started: func(n string, pid int) { t.mu.Lock(); t.pids[n] = pid; t.mu.Unlock() }})
+	}()
+	t.stop = func() error {
+		cancel()
+		err := <-done
+		logFile.Close()
+		if stopRedis != nil {
+			stopRedis()
+		}
+		if err == nil {
+			os.RemoveAll(dir)
+		}
+		return err
+	}
+	select {
+	case <-ready:
+	case err := <-done:
+		logFile.Close()
+		return nil, fmt.Errorf("topology %s did not start: %v (log: %s)", name, err, logFile.Name())
+	case <-time.After(90 * time.Second):
+		_ = t.stop()
+		return nil, fmt.Errorf("topology %s not healthy within 90s", name)
+	}
+	time.Sleep(2 * time.Second) // let readiness checks and subscriptions settle
+	return t, nil
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func copyComponents(from, to string, repl map[string]string) error {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return err
+		}
+		s := string(raw)
+		for old, n := range repl {
+			s = strings.ReplaceAll(s, old, n)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), []byte(s), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startRedis(dir string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start redis-server (install Debian's redis-server): %w", err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	return "", nil, fmt.Errorf("redis-server on %s did not start", addr)
+}
