@@ -6,6 +6,6 @@
 // Stock never goes below zero and never more is confirmed than there was:
 // every change is an ETag compare-and-swap on the product's key, retried a
 // bounded number of times on conflict, and changes to one product within
-// one process are serialised first so replicas, not goroutines, are what
-// conflict.
+// one process are applied in batches (group commit: one read and one write
+// per batch) so replicas, not goroutines, are what conflict.
 package inventory

@@ -76,7 +76,7 @@ type Service struct {
 	byID    map[string]Item
 	level   int
 	tries   int
-	locks   sync.Map // product id -> *sync.Mutex
+	queues  sync.Map // product id -> *queue
 }
 
 // New returns the inventory function over store.
@@ -237,47 +237,119 @@ func (s *Service) Restock(ctx context.Context, _ runtime.BindingEvent[struct{}])
 	return nil
 }
 
-func (s *Service) lock(productID string) *sync.Mutex {
-	m, _ := s.locks.LoadOrStore(productID, &sync.Mutex{})
-	return m.(*sync.Mutex)
+// change is one pending stock change of a product and where its result goes.
+type change struct {
+	ctx   context.Context
+	apply func(*Product) bool
+	done  chan error
 }
 
-// update applies change to the product's stock with compare-and-swap; change
-// returns false when nothing is to be written. A product missing from the
-// store starts at its catalog stock.
-func (s *Service) update(ctx context.Context, productID string, change func(*Product) bool) error {
+// queue collects the changes of one product while a write is in flight.
+type queue struct {
+	mu      sync.Mutex
+	pending []*change
+	running bool
+}
+
+// update applies fn to the product's stock with compare-and-swap; fn returns
+// false when nothing is to be written. Changes that arrive while a write of
+// the same product is in flight are applied together in the next write (group
+// commit): one read and one conditional write for the whole batch, so a hot
+// product costs two sidecar calls per batch, not per order. A product missing
+// from the store starts at its catalog stock.
+func (s *Service) update(ctx context.Context, productID string, fn func(*Product) bool) error {
 	if _, ok := s.byID[productID]; !ok {
 		return ErrProductNotFound
 	}
-	mu := s.lock(productID)
-	mu.Lock()
-	defer mu.Unlock()
+	v, _ := s.queues.LoadOrStore(productID, &queue{})
+	q := v.(*queue)
+	c := &change{ctx: ctx, apply: fn, done: make(chan error, 1)}
+	q.mu.Lock()
+	q.pending = append(q.pending, c)
+	lead := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if lead {
+		go s.drain(productID, q)
+	}
+	// Wait for the outcome even if ctx ends meanwhile: once applied, the
+	// change is written or not, and the caller must know which.
+	return <-c.done
+}
+
+func (s *Service) drain(productID string, q *queue) {
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		s.write(productID, batch)
+	}
+}
+
+// write applies batch in order to a fresh read and writes the result once,
+// retrying the whole batch on a conflict with another replica.
+func (s *Service) write(productID string, batch []*change) {
+	finish := func(err error) {
+		for _, c := range batch {
+			if c != nil {
+				c.done <- err
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	key := Key(productID)
 	for attempt := range s.tries {
 		it, err := s.store.Get(ctx, key)
 		if err != nil {
-			return runtime.Unavailable(err, "reading stock of %s failed, try again", productID)
+			finish(runtime.Unavailable(err, "reading stock of %s failed, try again", productID))
+			return
 		}
 		p, err := s.decode(productID, it)
 		if err != nil {
-			return err
+			finish(err)
+			return
 		}
-		if !change(&p) {
-			return nil
+		changed := false
+		for i, c := range batch {
+			if c == nil {
+				continue
+			}
+			if err := c.ctx.Err(); err != nil { // gave up before its turn: not applied
+				c.done <- runtime.Classify(err)
+				batch[i] = nil
+				continue
+			}
+			if c.apply(&p) {
+				changed = true
+			}
+		}
+		if !changed {
+			finish(nil)
+			return
 		}
 		next, _ := json.Marshal(p)
 		err = s.store.Save(ctx, key, next, it.ETag) // ETag "" creates: two creators cannot both win
 		if err == nil {
-			return nil
+			finish(nil)
+			return
 		}
 		if !errors.Is(err, bindings.ErrConflict) {
-			return runtime.Unavailable(err, "writing stock of %s failed, try again", productID)
+			finish(runtime.Unavailable(err, "writing stock of %s failed, try again", productID))
+			return
 		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return runtime.Classify(err)
+			finish(runtime.Classify(err))
+			return
 		}
 	}
-	return runtime.Unavailable(fmt.Errorf("%d conflicting writes in a row", s.tries), "stock of %s is busy, try again", productID)
+	finish(runtime.Unavailable(fmt.Errorf("%d conflicting writes in a row", s.tries), "stock of %s is busy, try again", productID))
 }
 
 func (s *Service) decode(productID string, it bindings.StateItem) (Product, error) {

@@ -55,11 +55,11 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	if err != nil {
 		return nil, err
 	}
+	// The previous topology's processes may still be releasing their ports,
+	// and 50001-50003 lie in the ephemeral range: give them a moment.
 	for _, p := range []int{3000, 3001, 3002, 3500, 3501, 3502, 50001, 50002, 50003} {
-		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err != nil {
+		if err := waitFree(p, 20*time.Second); err != nil {
 			return nil, fmt.Errorf("port %d is taken (is `make run` still running?): %w", p, err)
-		} else {
-			l.Close()
 		}
 	}
 	t := &topology{name: name, dir: dir, pids: map[string]int{}}
@@ -230,4 +230,18 @@ func startRedis(dir string) (string, func(), error) {
 	}
 	_ = cmd.Process.Kill()
 	return "", nil, fmt.Errorf("redis-server on %s did not start", addr)
+}
+
+func waitFree(port int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			return l.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
