@@ -288,3 +288,69 @@ func waitEvent[T any](t *testing.T, ch <-chan T, match func(T) bool) T {
 		}
 	}
 }
+
+// With DAPR_API_TOKEN on the sidecar, the client sends it; a client without
+// it is refused. A missing component stops the server with an error that
+// names it.
+func TestTokensAndMissingComponents(t *testing.T) {
+	appPort := daprtest.FreePort(t)
+	app := runtime.New(runtime.Options{})
+	runtime.Invoke(app, "GET /ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
+	app.Requires(runtime.Component{Kind: "bindings", Name: "email"})
+	d := daprtest.Start(t, daprtest.Options{
+		AppID: daprtest.UniqueID("tokens"), AppPort: appPort,
+		Env:       []string{"DAPR_API_TOKEN=sidecar-secret", "APP_API_TOKEN=app-secret"},
+		Resources: map[string]string{"files.yaml": localstorageComponent("files", t.TempDir())},
+	})
+	good, err := daprclient.New(daprclient.Config{Address: d.GRPCAddress(), APIToken: "sidecar-secret", StateStore: "statestore"})
+	require.NoError(t, err)
+	defer good.Close()
+	bad, err := daprclient.New(daprclient.Config{Address: d.GRPCAddress(), CallTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer bad.Close()
+
+	srv, err := dapr.NewServer(app, dapr.ServerConfig{Protocol: dapr.HTTP, Address: "127.0.0.1:" + strconv.Itoa(appPort),
+		AppToken: "app-secret", ResourcesHint: "components/test"}, good)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Run(context.Background()) }()
+	select {
+	case err := <-served:
+		require.Error(t, err, "the email binding is missing")
+		assert.Contains(t, err.Error(), "bindings/email")
+		assert.Contains(t, err.Error(), "components/test")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not stop on a missing component")
+	}
+
+	// The same app without the missing requirement: daprd sends APP_API_TOKEN,
+	// which the app demands; a direct caller without it is refused.
+	ok := runtime.New(runtime.Options{})
+	runtime.Invoke(ok, "GET /ping", func(context.Context, struct{}) (string, error) { return "pong", nil })
+	srv2, err := dapr.NewServer(ok, dapr.ServerConfig{Protocol: dapr.HTTP, Address: "127.0.0.1:" + strconv.Itoa(appPort), AppToken: "app-secret"}, good)
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	served2 := make(chan error, 1)
+	go func() { served2 <- srv2.Run(ctx) }()
+	defer func() { stop(); assert.NoError(t, <-served2) }()
+	require.Eventually(t, srv2.Ready, 20*time.Second, 50*time.Millisecond)
+	d.WaitHealthy(t)
+	req, _ := http.NewRequest(http.MethodGet, d.URL("/v1.0/invoke/"+d.AppID+"/method/ping"), nil)
+	req.Header.Set("dapr-api-token", "sidecar-secret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.JSONEq(t, `"pong"`, string(body))
+	direct, err := http.Get("http://127.0.0.1:" + strconv.Itoa(appPort) + "/ping")
+	require.NoError(t, err)
+	direct.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, direct.StatusCode)
+
+	_, err = bad.LoadedComponents(context.Background())
+	require.Error(t, err, "a client without DAPR_API_TOKEN is refused")
+	loaded, err := good.LoadedComponents(context.Background())
+	require.NoError(t, err)
+	assert.Contains(t, loaded, runtime.Component{Kind: "bindings", Name: "files", Type: "bindings.localstorage"})
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -280,5 +279,4 @@ func TestShopCronRestockOnRealDaprd(t *testing.T) {
 	assert.Equal(t, 50, s.stock(t, "product-2"), "restock never lowers stock")
 	time.Sleep(1500 * time.Millisecond)
 	assert.Equal(t, 15, s.stock(t, "product-1"), "more ticks change nothing")
-	_ = context.Background
 }

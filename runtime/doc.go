@@ -42,6 +42,6 @@
 // # Middleware
 //
 // Cross-cutting behaviour is a [Middleware], func([Handler]) [Handler], as in
-// net/http: [Recover], [Logging], [BodyLimit] and [TraceContext] compose
-// around every trigger alike.
+// net/http: [Recover], [Logging], [BodyLimit] and [Trace] compose around
+// every trigger alike; [Defaults] is the usual stack.
 package runtime

@@ -60,7 +60,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	conn, err := grpc.NewClient(cfg.Address,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(outgoing(cfg.CallTimeout)),
+		grpc.WithUnaryInterceptor(outgoing(cfg.CallTimeout, cfg.APIToken)),
 		// The sidecar is local and may start after the app: calls wait for
 		// the connection (within their deadline) instead of failing fast,
 		// and reconnects are retried quickly rather than with gRPC's
@@ -74,17 +74,22 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar gRPC client for %s: %w", cfg.Address, err)
 	}
+	// The go-sdk client sends no token over a connection it did not dial:
+	// outgoing adds it to every call.
 	sdk := daprc.NewClientWithConnection(conn)
-	sdk.WithAuthToken(cfg.APIToken)
 	return &Client{sdk: sdk, conn: conn, store: cfg.StateStore}, nil
 }
 
 // Close closes the connection to the sidecar.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// outgoing bounds calls without a deadline and forwards the trace context.
-func outgoing(timeout time.Duration) grpc.UnaryClientInterceptor {
+// outgoing bounds calls without a deadline, sends the API token and
+// forwards the trace context.
+func outgoing(timeout time.Duration, token string) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token)
+		}
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)

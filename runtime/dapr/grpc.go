@@ -52,7 +52,8 @@ func tokenInterceptor(token string) grpc.UnaryServerInterceptor {
 type callback struct {
 	runtimev1.UnimplementedAppCallbackServer
 	runtimev1.UnimplementedAppCallbackHealthCheckServer
-	app *runtime.App
+	app      *runtime.App
+	messages messagePool
 }
 
 func (c *callback) HealthCheck(context.Context, *emptypb.Empty) (*runtimev1.HealthCheckResponse, error) {
@@ -60,8 +61,8 @@ func (c *callback) HealthCheck(context.Context, *emptypb.Empty) (*runtimev1.Heal
 }
 
 func (c *callback) OnInvoke(ctx context.Context, in *commonv1.InvokeRequest) (*commonv1.InvokeResponse, error) {
-	m := acquireMessage()
-	defer releaseMessage(m)
+	m := c.messages.get()
+	defer c.messages.put(m)
 	m.Kind, m.Method, m.Path = runtime.KindInvoke, "POST", strings.TrimPrefix(in.GetMethod(), "/")
 	m.ContentType, m.Body, m.Metadata = in.GetContentType(), in.GetData().GetValue(), incomingMetadata(ctx)
 	if ext := in.GetHttpExtension(); ext != nil {
@@ -112,8 +113,8 @@ func (c *callback) OnTopicEvent(ctx context.Context, in *runtimev1.TopicEventReq
 			meta.Time = t
 		}
 	}
-	m := acquireMessage()
-	defer releaseMessage(m)
+	m := c.messages.get()
+	defer c.messages.put(m)
 	m.Kind, m.ContentType, m.Body, m.Event, m.Metadata = runtime.KindTopic, in.GetDataContentType(), in.GetData(), meta, incomingMetadata(ctx)
 	reply := c.app.Dispatch(ctx, m)
 	return &runtimev1.TopicEventResponse{Status: topicStatusPB(topicOutcome(reply.Err))}, nil
@@ -124,8 +125,8 @@ func (c *callback) ListInputBindings(context.Context, *emptypb.Empty) (*runtimev
 }
 
 func (c *callback) OnBindingEvent(ctx context.Context, in *runtimev1.BindingEventRequest) (*runtimev1.BindingEventResponse, error) {
-	m := acquireMessage()
-	defer releaseMessage(m)
+	m := c.messages.get()
+	defer c.messages.put(m)
 	m.Kind, m.Name, m.Body, m.Metadata = runtime.KindBinding, in.GetName(), in.GetData(), in.GetMetadata()
 	reply := c.app.Dispatch(ctx, m)
 	if e := runtime.Classify(reply.Err); e != nil {
@@ -212,13 +213,19 @@ func verb(v commonv1.HTTPExtension_Verb) string {
 	return v.String()
 }
 
-// Messages are pooled: a delivery's Message lives only until Dispatch
-// returns (handlers get decoded copies, never the Message itself).
-var messages = sync.Pool{New: func() any { return new(runtime.Message) }}
+// messagePool recycles Messages: a delivery's Message lives only until
+// Dispatch returns (handlers get decoded copies, never the Message itself).
+// Each transport value owns one; there is no package-level pool.
+type messagePool struct{ p sync.Pool }
 
-func acquireMessage() *runtime.Message { return messages.Get().(*runtime.Message) }
+func (mp *messagePool) get() *runtime.Message {
+	if m, ok := mp.p.Get().(*runtime.Message); ok {
+		return m
+	}
+	return new(runtime.Message)
+}
 
-func releaseMessage(m *runtime.Message) {
+func (mp *messagePool) put(m *runtime.Message) {
 	m.Reset()
-	messages.Put(m)
+	mp.p.Put(m)
 }

@@ -36,6 +36,7 @@ type httpHandler struct {
 	app           *runtime.App
 	opts          HTTPOptions
 	subscriptions []byte
+	messages      messagePool
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -84,8 +85,8 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, runtime.Invalid("unreadable_body", "reading the body: %v", err))
 		return
 	}
-	m := acquireMessage()
-	defer releaseMessage(m)
+	m := h.messages.get()
+	defer h.messages.put(m)
 	m.Method, m.Path, m.Query, m.ContentType, m.Body, m.Header = r.Method, name, r.URL.RawQuery, r.Header.Get("Content-Type"), body, r.Header
 	ctx := r.Context()
 	if r.Method == http.MethodPost {

@@ -2,7 +2,6 @@ package dapr
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,5 +136,4 @@ func TestMissingComponentsNamesThemAndWhereToAdd(t *testing.T) {
 	assert.NotContains(t, err.Error(), "components bindings/email, state")
 	assert.NoError(t, MissingComponents([]runtime.Component{{Kind: "state", Name: "statestore"}},
 		[]runtime.Component{{Kind: "state", Name: "statestore", Type: "state.redis"}}, ""))
-	_ = json.Valid
 }

@@ -19,23 +19,23 @@ import (
 
 // Result is one load run of one topology.
 type Result struct {
-	Topology       string              `json:"topology"`
-	Load           string              `json:"load"` // "saturation (16 conns)" or "200 orders/s"
-	Duration       float64             `json:"durationSeconds"`
-	Requests       uint64              `json:"requests"`
-	Confirmed      int                 `json:"confirmed"` // answered 200
-	Errors         int                 `json:"errors"`
-	AnsweredPerSec float64             `json:"answeredPerSecond"` // 200 answers per second of load
-	CompletedPerS  float64             `json:"completedPerSecond"` // orders whose email (event) was handled, per second until the last one
-	LastEventLag   float64             `json:"lastEventLagSeconds"`
-	P50, P90, P99  float64             // milliseconds
-	Max            float64             `json:"max"`
-	CPUPer1000     map[string]float64  `json:"cpuSecondsPer1000Orders"`
-	PeakRSSMB      map[string]float64  `json:"peakRssMB"`
-	AppCPUShare    float64             `json:"appCpuShareOfDaprd"` // app CPU / daprd CPU
-	Latencies      []float64           `json:"-"`
-	Audit          *Audit              `json:"audit,omitempty"`
-	StatusCodes    map[string]int      `json:"statusCodes"`
+	Topology       string             `json:"topology"`
+	Load           string             `json:"load"` // "saturation (16 conns)" or "200 orders/s"
+	Duration       float64            `json:"durationSeconds"`
+	Requests       uint64             `json:"requests"`
+	Confirmed      int                `json:"confirmed"` // answered 200
+	Errors         int                `json:"errors"`
+	AnsweredPerSec float64            `json:"answeredPerSecond"`  // 200 answers per second of load
+	CompletedPerS  float64            `json:"completedPerSecond"` // orders whose email (event) was handled, per second until the last one
+	LastEventLag   float64            `json:"lastEventLagSeconds"`
+	P50, P90, P99  float64            // milliseconds
+	Max            float64            `json:"max"`
+	CPUPer1000     map[string]float64 `json:"cpuSecondsPer1000Orders"`
+	PeakRSSMB      map[string]float64 `json:"peakRssMB"`
+	AppCPUShare    float64            `json:"appCpuShareOfDaprd"` // app CPU / daprd CPU
+	Latencies      []float64          `json:"-"`
+	Audit          *Audit             `json:"audit,omitempty"`
+	StatusCodes    map[string]int     `json:"statusCodes"`
 }
 
 // Audit is what the checks after a shop run found.
@@ -97,7 +97,7 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	if shop && err != nil {
 		return nil, err
 	}
-	eventsBefore := countEvents(t)
+	eventsBefore, archivedBefore := countEvents(t), countArchived(t)
 	cpuBefore := cpuSeconds(t.processes())
 
 	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: "POST", URL: t.orderURL, Body: orderBody,
@@ -129,9 +129,17 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	r.AnsweredPerSec = float64(len(ids)) / r.Duration
 	r.P50, r.P90, r.P99, r.Max = ms(m.Latencies.P50), ms(m.Latencies.P90), ms(m.Latencies.P99), ms(m.Latencies.Max)
 
-	// Throughput counts orders whose event was handled: wait for the last.
+	// Throughput counts orders whose event was handled (and, for the shop,
+	// whose order file was written, possibly by the outbox sweep): wait for
+	// the last.
 	deadline := time.Now().Add(o.drainAfter)
-	for countEvents(t)-eventsBefore < len(ids) && time.Now().Before(deadline) {
+	drained := func() bool {
+		if countEvents(t)-eventsBefore < len(ids) {
+			return false
+		}
+		return !shop || countArchived(t)-archivedBefore >= len(ids)
+	}
+	for time.Now().Before(deadline) && !drained() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
@@ -165,6 +173,12 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// countArchived counts the shop's order files.
+func countArchived(t *topology) int {
+	entries, _ := os.ReadDir(filepath.Join(t.dir, "data", "orders"))
+	return len(entries)
+}
 
 // countEvents counts handled events: email files for the shop, the null
 // notification app's counter for the floor.
