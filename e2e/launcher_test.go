@@ -17,28 +17,13 @@ import (
 	"github.com/daprfn/shop/internal/daprtest"
 )
 
-// copyComponents copies a components directory of the repository,
-// renaming app-ids in scopes as rename says.
-func copyComponents(t *testing.T, from, to string, rename map[string]string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(to, 0o755))
-	entries, err := os.ReadDir(from)
-	require.NoError(t, err)
-	for _, e := range entries {
-		raw, err := os.ReadFile(filepath.Join(from, e.Name()))
-		require.NoError(t, err)
-		s := string(raw)
-		for old, repl := range rename {
-			s = strings.ReplaceAll(s, "- "+old+"\n", "- "+repl+"\n")
-		}
-		require.NoError(t, os.WriteFile(filepath.Join(to, e.Name()), []byte(s), 0o644))
-	}
-}
-
 func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
 	dir := t.TempDir()
 	appID := daprtest.UniqueID("order-service")
-	copyComponents(t, "../components/embedded", filepath.Join(dir, "components"), map[string]string{"order-service": appID})
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "components"), 0o755))
+	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": appID}, nil) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "components", name), []byte(doc), 0o644))
+	}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "data"), 0o755))
 	httpPort := daprtest.FreePort(t)
 	run := fmt.Sprintf(`version: 1

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,13 +199,7 @@ func runtimeSuite(t *testing.T, redisAddr string, proto dapr.Protocol) {
 	})
 
 	t.Run("a CloudEvent posted by a user keeps its id", func(t *testing.T) {
-		ce := `{"specversion":"1.0","id":"user-ce-1","source":"curl","type":"com.example.order","datacontenttype":"application/json","data":{"orderId":"o-2"}}`
-		req, _ := http.NewRequest(http.MethodPost, d.URL("/v1.0/publish/pubsub/"+tp.events), bytes.NewBufferString(ce))
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusNoContent, resp.StatusCode)
+		postCloudEvent(t, d.URL("/v1.0/publish/pubsub/"+tp.events), `{"specversion":"1.0","id":"user-ce-1","source":"curl","type":"com.example.order","datacontenttype":"application/json","data":{"orderId":"o-2"}}`)
 		ev := waitEvent(t, rec.events, func(ev runtime.Event[json.RawMessage]) bool { return ev.ID == "user-ce-1" })
 		assert.Equal(t, "curl", ev.Source)
 		assert.Equal(t, "com.example.order", ev.Type)
@@ -219,24 +214,14 @@ func runtimeSuite(t *testing.T, redisAddr string, proto dapr.Protocol) {
 	})
 
 	t.Run("RETRY is redelivered until it succeeds", func(t *testing.T) {
-		ce := `{"specversion":"1.0","id":"flaky-1","source":"e2e","type":"t","datacontenttype":"application/json","data":{}}`
-		req, _ := http.NewRequest(http.MethodPost, d.URL("/v1.0/publish/pubsub/"+tp.flaky), bytes.NewBufferString(ce))
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
+		postCloudEvent(t, d.URL("/v1.0/publish/pubsub/"+tp.flaky), `{"specversion":"1.0","id":"flaky-1","source":"e2e","type":"t","datacontenttype":"application/json","data":{}}`)
 		require.Eventually(t, func() bool { return rec.attemptsOf(tp.flaky, "flaky-1") >= 3 }, 20*time.Second, 50*time.Millisecond)
 		time.Sleep(1 * time.Second) // a success must end the redeliveries
 		assert.Equal(t, 3, rec.attemptsOf(tp.flaky, "flaky-1"))
 	})
 
 	t.Run("DROP is not retried and goes to the dead-letter topic", func(t *testing.T) {
-		ce := `{"specversion":"1.0","id":"poison-1","source":"e2e","type":"t","datacontenttype":"application/json","data":{}}`
-		req, _ := http.NewRequest(http.MethodPost, d.URL("/v1.0/publish/pubsub/"+tp.poison), bytes.NewBufferString(ce))
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
+		postCloudEvent(t, d.URL("/v1.0/publish/pubsub/"+tp.poison), `{"specversion":"1.0","id":"poison-1","source":"e2e","type":"t","datacontenttype":"application/json","data":{}}`)
 		select {
 		case id := <-rec.deadEvent:
 			assert.Equal(t, "poison-1", id)
@@ -272,6 +257,19 @@ func post(t *testing.T, url, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// postCloudEvent publishes a structured CloudEvent through a sidecar's
+// publish API, as a user with curl would.
+func postCloudEvent(t *testing.T, url, ce string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(ce))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, "publish to %s", url)
 }
 
 func waitEvent[T any](t *testing.T, ch <-chan T, match func(T) bool) T {

@@ -215,12 +215,7 @@ func TestShopSeedFlowOnRealDaprd(t *testing.T) {
 	t.Run("redelivered and seed-published events send one email each", func(t *testing.T) {
 		ce := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"order-service","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":%q,"customerEmail":"customer@example.com","productId":"product-1","quantity":2}}`, id, id)
 		for range 2 {
-			req, _ := http.NewRequest(http.MethodPost, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), strings.NewReader(ce))
-			req.Header.Set("Content-Type", "application/cloudevents+json")
-			resp, err := http.DefaultClient.Do(req)
-			require.NoError(t, err)
-			resp.Body.Close()
-			require.Equal(t, http.StatusNoContent, resp.StatusCode)
+			postCloudEvent(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), ce)
 		}
 		// What the seed's Node order-service publishes: plain JSON.
 		status, _ := post(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), `{"orderId":"order-1700000000000","customerEmail":"seed@example.com","productId":"product-2","quantity":1}`)

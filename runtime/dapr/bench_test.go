@@ -70,18 +70,22 @@ func ourApp() *runtime.App {
 	return app
 }
 
+// sdkCheck is the go-sdk invocation handler doing by hand what
+// runtime.Invoke does: decode, call, encode.
+func sdkCheck(ctx context.Context, in *common.InvocationEvent) (*common.Content, error) {
+	var req checkReq
+	if err := json.Unmarshal(in.Data, &req); err != nil {
+		return nil, err
+	}
+	resp, _ := check(ctx, req)
+	out, err := json.Marshal(resp)
+	return &common.Content{Data: out, ContentType: "application/json"}, err
+}
+
 func sdkHTTP(b *testing.B) http.Handler {
 	mux := chi.NewRouter()
 	s := sdkhttp.NewServiceWithMux("", mux)
-	must(b, s.AddServiceInvocationHandler("/check", func(ctx context.Context, in *common.InvocationEvent) (*common.Content, error) {
-		var req checkReq
-		if err := json.Unmarshal(in.Data, &req); err != nil {
-			return nil, err
-		}
-		resp, _ := check(ctx, req)
-		out, err := json.Marshal(resp)
-		return &common.Content{Data: out, ContentType: "application/json"}, err
-	}))
+	must(b, s.AddServiceInvocationHandler("/check", sdkCheck))
 	must(b, s.AddTopicEventHandler(&common.Subscription{PubsubName: "pubsub", Topic: "orders", Route: "/orders"},
 		func(_ context.Context, e *common.TopicEvent) (bool, error) {
 			var ev orderEvent
@@ -99,15 +103,7 @@ func sdkGRPC(b *testing.B) *sdkgrpc.Server {
 	must(b, err)
 	b.Cleanup(func() { lis.Close() })
 	s := sdkgrpc.NewServiceWithGrpcServer(lis, grpc.NewServer()).(*sdkgrpc.Server)
-	must(b, s.AddServiceInvocationHandler("check", func(ctx context.Context, in *common.InvocationEvent) (*common.Content, error) {
-		var req checkReq
-		if err := json.Unmarshal(in.Data, &req); err != nil {
-			return nil, err
-		}
-		resp, _ := check(ctx, req)
-		out, err := json.Marshal(resp)
-		return &common.Content{Data: out, ContentType: "application/json"}, err
-	}))
+	must(b, s.AddServiceInvocationHandler("check", sdkCheck))
 	must(b, s.AddTopicEventHandler(&common.Subscription{PubsubName: "pubsub", Topic: "orders"}, func(_ context.Context, e *common.TopicEvent) (bool, error) {
 		var ev orderEvent
 		return false, json.Unmarshal(e.RawData, &ev)
