@@ -79,11 +79,11 @@ func serve(ctx context.Context) error {
 	defer sidecar.Close()
 
 	app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
-	cleanup, err := register(app, cfg, sidecarPorts(sidecar), log)
+	wired, err := register(app, cfg, sidecarPorts(sidecar), log)
 	if err != nil {
 		return err
 	}
-	defer cleanup.close()
+	defer wired.close()
 	srv, err := daprrt.NewServer(app, daprrt.ServerConfig{
 		Protocol:        daprrt.Protocol(cfg.AppProtocol),
 		Address:         ":" + strconv.Itoa(cfg.AppPort),
@@ -97,7 +97,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range cleanup.onReady {
+	for _, f := range wired.onReady {
 		srv.OnReady(f)
 	}
 	log.Info("serving functions", "functions", cfg.Functions, "protocol", cfg.AppProtocol, "port", cfg.AppPort)

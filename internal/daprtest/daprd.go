@@ -37,15 +37,34 @@ func Binary(t testing.TB) string {
 	return p
 }
 
-// FreePort returns a TCP port that was free a moment ago.
+var (
+	portsMu sync.Mutex
+	handed  = map[int]bool{}
+)
+
+// FreePort returns a TCP port that was free a moment ago and that this test
+// binary has not handed out before. Ports come from 20000-32767, below
+// Linux's ephemeral range (32768-60999), so the kernel does not give one to an
+// outgoing connection between now and the moment daprd binds it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12768)
+		if handed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-32767")
+	return 0
 }
 
 // UniqueID returns name with a random suffix, for app-ids and topics that
