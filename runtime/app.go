@@ -99,6 +99,12 @@ func (a *App) Handle(pattern string, h Handler) {
 			return
 		}
 	}
+	for name := range a.bindings {
+		if r.overlaps(&route{method: "POST", segments: []string{name}}) {
+			a.errs = append(a.errs, fmt.Errorf("route %q collides with input binding %q (daprd POSTs its events to /%s)", pattern, name, name))
+			return
+		}
+	}
 	for _, t := range a.topics {
 		if method == "POST" && r.overlaps(&route{method: "POST", segments: splitPath(t.sub.Route)}) {
 			a.errs = append(a.errs, fmt.Errorf("route %q collides with the route %q of topic %s/%s: choose another topic route", pattern, t.sub.Route, t.sub.Pubsub, t.sub.Topic))
@@ -130,6 +136,10 @@ func (a *App) HandleTopic(sub Subscription, h Handler) {
 			return
 		}
 	}
+	if segs := splitPath(sub.Route); len(segs) == 1 && a.bindings[segs[0]] != nil {
+		a.errs = append(a.errs, fmt.Errorf("route %q of topic %s/%s collides with input binding %q", sub.Route, sub.Pubsub, sub.Topic, segs[0]))
+		return
+	}
 	probe := &route{method: "POST", segments: splitPath(sub.Route)}
 	for _, r := range a.routes {
 		if r.overlaps(probe) {
@@ -151,6 +161,20 @@ func (a *App) HandleBinding(name string, h Handler) {
 	if _, dup := a.bindings[name]; dup {
 		a.errs = append(a.errs, fmt.Errorf("binding %q registered twice", name))
 		return
+	}
+	// daprd POSTs binding events to /<name>: it must not be anything else's.
+	probe := &route{method: "POST", segments: []string{name}}
+	for _, r := range a.routes {
+		if r.overlaps(probe) {
+			a.errs = append(a.errs, fmt.Errorf("binding %q collides with invocation route %q: rename the binding component", name, r.pattern))
+			return
+		}
+	}
+	for _, t := range a.topics {
+		if t.sub.Route == "/"+name {
+			a.errs = append(a.errs, fmt.Errorf("binding %q collides with the route of topic %s/%s", name, t.sub.Pubsub, t.sub.Topic))
+			return
+		}
 	}
 	a.bindings[name] = a.wrap(h)
 	a.Requires(Component{Kind: "bindings", Name: name})

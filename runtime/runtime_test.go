@@ -89,9 +89,11 @@ func TestRegistrationErrorsAreReported(t *testing.T) {
 	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders/x"}, func(context.Context, runtime.Event[struct{}]) error { return nil })
 	runtime.Binding(app, "tick", func(context.Context, runtime.BindingEvent[struct{}]) error { return nil })
 	runtime.Binding(app, "tick", func(context.Context, runtime.BindingEvent[struct{}]) error { return nil })
+	runtime.Invoke(app, "POST /tick", noop)
 	err := app.Err()
 	require.Error(t, err)
-	for _, want := range []string{"overlaps", "bad pattern", "collides", `binding "tick" registered twice`} {
+	for _, want := range []string{"overlaps", "bad pattern", "collides", `binding "tick" registered twice`,
+		`route "POST /tick" collides with input binding "tick"`} {
 		assert.Contains(t, err.Error(), want)
 	}
 }
