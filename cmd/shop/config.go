@@ -24,6 +24,7 @@ type Config struct {
 	DaprAPIToken string `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
 	AppAPIToken  string `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set"`
 
+	PprofAddr       string        `envconfig:"PPROF_ADDR" desc:"address for net/http/pprof profiles (e.g. 127.0.0.1:6060); off when empty"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 	MaxBodyBytes    int           `envconfig:"MAX_BODY_BYTES" default:"1048576" desc:"largest request or event body accepted"`

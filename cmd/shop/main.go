@@ -13,10 +13,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -68,6 +71,9 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	log = log.With("app", cfg.AppID)
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 	sidecar, err := dapr.New(dapr.Config{
 		Address:    net.JoinHostPort(cfg.DaprHost, strconv.Itoa(cfg.DaprGRPCPort)),
 		APIToken:   cfg.DaprAPIToken,
@@ -224,4 +230,17 @@ func (l localStock) Take(ctx context.Context, productID string, qty int) (order.
 func (l localStock) Release(ctx context.Context, orderID, productID string, qty int) error {
 	_, err := l.inv.Release(ctx, inventory.ReleaseRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
 	return err
+}
+
+// servePprof serves the runtime profiles of net/http/pprof, for measuring
+// where an app's CPU goes under load (PPROF_ADDR; keep it on loopback).
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	log.Info("pprof listening", "address", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("pprof stopped", "error", err.Error())
+	}
 }
