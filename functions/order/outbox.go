@@ -65,8 +65,9 @@ type Outbox struct {
 }
 
 type pendingRef struct {
-	seq int64
-	at  time.Time
+	seq       int64
+	at        time.Time
+	committed bool // the record's transaction succeeded; before that the sweep leaves it alone
 }
 
 // pendingRecord is the stored outbox record.
@@ -153,6 +154,7 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 		ob.forget(key)
 		return fmt.Errorf("commit order %s: %w", o.ID, err)
 	}
+	ob.committed(key)
 	if err := ob.deliver(ctx, o); err != nil {
 		ob.log.Warn("order committed, event delivery deferred to the outbox sweep", "order", o.ID, "error", err.Error())
 		return nil
@@ -277,6 +279,15 @@ func (ob *Outbox) lowLocked() int64 {
 	return low
 }
 
+func (ob *Outbox) committed(key string) {
+	ob.mu.Lock()
+	if p, ok := ob.pending[key]; ok {
+		p.committed = true
+		ob.pending[key] = p
+	}
+	ob.mu.Unlock()
+}
+
 func (ob *Outbox) forget(key string) {
 	ob.mu.Lock()
 	delete(ob.pending, key)
@@ -388,7 +399,9 @@ func (ob *Outbox) sweepOwn(ctx context.Context) error {
 	var keys []string
 	cutoff := time.Now().Add(-ob.cfg.RetryAfter)
 	for k, p := range ob.pending {
-		if p.at.Before(cutoff) {
+		// An uncommitted record may still be on its way into the store; only
+		// its Commit may forget it.
+		if p.committed && p.at.Before(cutoff) {
 			keys = append(keys, k)
 		}
 	}

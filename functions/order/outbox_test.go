@@ -102,3 +102,39 @@ func TestAnotherProcessAdoptsADeadOwnersEvents(t *testing.T) {
 	require.NoError(t, dead.Commit(context.Background(), testOrder("order-d"), nil))
 	assert.NotEqual(t, old, dead.Owner())
 }
+
+// blockingStore holds Transact until released, like a slow state store.
+type blockingStore struct {
+	*memory.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Transact(ctx context.Context, ops []bindings.StateOp) error {
+	if len(ops) > 0 && !ops[0].Delete {
+		b.entered <- struct{}{}
+		<-b.release
+	}
+	return b.Store.Transact(ctx, ops)
+}
+
+func TestSweepLeavesRecordsStillBeingCommitted(t *testing.T) {
+	store := &blockingStore{Store: memory.NewStore(), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	pub := &memory.Publisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{RetryAfter: time.Millisecond})
+	pub.FailNext(errors.New("broker down"))
+	done := make(chan error, 1)
+	go func() { done <- ob.Commit(context.Background(), testOrder("order-slow"), nil) }()
+	<-store.entered
+	time.Sleep(5 * time.Millisecond)
+	// The transaction is in flight and older than RetryAfter: the sweep must
+	// not conclude the record will never exist.
+	require.NoError(t, ob.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+	close(store.release)
+	require.NoError(t, <-done, "a failed publish after the commit is deferred, not an error")
+	assert.Empty(t, pub.Published())
+	time.Sleep(5 * time.Millisecond)
+	require.NoError(t, ob.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+	require.Len(t, pub.Published(), 1, "the sweep delivers the record once it is committed")
+	assert.Equal(t, "order-slow", pub.Published()[0].Event.ID)
+}
