@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,15 +40,17 @@ func (t *topology) processes() map[string]int {
 	return out
 }
 
-// The seed's ports: the order-service sidecar answers on :3500.
+// The seed's ports: the order-service sidecar answers on :3500. The
+// sidecars' gRPC ports sit below Linux's ephemeral range (32768-60999) so
+// that no outgoing connection holds one when the next topology starts.
 var seedApps = []struct {
 	id, fn, role            string
 	app, http, grpc, health int
 	protocol                string
 }{
-	{"order-service", "order", "order", 3000, 3500, 50001, 0, "http"},
-	{"inventory-service", "inventory", "inventory", 3001, 3501, 50002, 3101, "grpc"},
-	{"notification-service", "notification", "notification", 3002, 3502, 50003, 3102, "grpc"},
+	{"order-service", "order", "order", 3000, 3500, 23501, 0, "http"},
+	{"inventory-service", "inventory", "inventory", 3001, 3501, 23502, 3101, "grpc"},
+	{"notification-service", "notification", "notification", 3002, 3502, 23503, 3102, "grpc"},
 }
 
 func startTopology(ctx context.Context, o options, name string) (*topology, error) {
@@ -55,9 +58,9 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	if err != nil {
 		return nil, err
 	}
-	// The previous topology's processes may still be releasing their ports,
-	// and 50001-50003 lie in the ephemeral range: give them a moment.
-	for _, p := range []int{3000, 3001, 3002, 3500, 3501, 3502, 50001, 50002, 50003} {
+	// The previous topology's processes may still be releasing their ports.
+	http.DefaultClient.CloseIdleConnections()
+	for _, p := range []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503} {
 		if err := waitFree(p, 20*time.Second); err != nil {
 			return nil, fmt.Errorf("port %d is taken (is `make run` still running?): %w", p, err)
 		}
