@@ -81,6 +81,7 @@ type InvokeError struct {
 	Body          string // its body (daprd may truncate it over gRPC)
 }
 
+// Error implements error.
 func (e *InvokeError) Error() string {
 	return fmt.Sprintf("invoke %s/%s: status %d: %s", e.AppID, e.Method, e.Status, e.Body)
 }

@@ -1,7 +1,3 @@
-// Package notification sends the order confirmation email for every order
-// event, effectively once: a redelivered event (same order) sends no second
-// email. A transient failure asks for redelivery (RETRY); a malformed event
-// is dropped (DROP) to the dead-letter topic, whose handler records it.
 package notification
 
 import (
