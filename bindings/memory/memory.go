@@ -18,7 +18,6 @@ type Store struct {
 	mu         sync.Mutex
 	items      map[string]entry
 	seq        int64
-	failNext   error // fails the next write of any kind
 	failNextTx error // fails the next Transact
 }
 
@@ -38,13 +37,6 @@ var _ bindings.StateStore = (*Store)(nil)
 
 // NewStore returns an empty Store.
 func NewStore() *Store { return &Store{items: map[string]entry{}} }
-
-// FailNextWrite makes the next Save, Delete or Transact return err.
-func (s *Store) FailNextWrite(err error) {
-	s.mu.Lock()
-	s.failNext = err
-	s.mu.Unlock()
-}
 
 // Keys returns the stored keys, sorted.
 func (s *Store) Keys() []string {
@@ -77,12 +69,6 @@ func (s *Store) BulkGet(_ context.Context, keys []string) ([]bindings.StateItem,
 		out[i] = s.get(k)
 	}
 	return out, nil
-}
-
-func (s *Store) takeFailure() error {
-	err := s.failNext
-	s.failNext = nil
-	return err
 }
 
 // check reports whether op may be applied to the current state.
@@ -134,9 +120,6 @@ func (s *Store) Transact(_ context.Context, ops []bindings.StateOp) error {
 func (s *Store) write(ops []bindings.StateOp) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.takeFailure(); err != nil {
-		return err
-	}
 	for _, op := range ops {
 		if err := s.check(op); err != nil {
 			return err
