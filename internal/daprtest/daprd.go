@@ -2,7 +2,7 @@ package daprtest
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -42,12 +42,22 @@ var (
 	handed  = map[int]bool{}
 )
 
-// FreePort returns a TCP port that was free a moment ago and that this test
-// binary has not handed out before. Ports come from 20000-32767, below
-// Linux's ephemeral range (32768-60999), so the kernel does not give one to an
-// outgoing connection between now and the moment daprd binds it.
+// FreePort returns a TCP port that was free a moment ago and that this
+// process has not handed out before (see PickPort).
 func FreePort(t testing.TB) int {
 	t.Helper()
+	p, err := PickPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// PickPort returns a TCP port that was free a moment ago and that this
+// process has not handed out before. Ports come from 20000-32767, below
+// Linux's ephemeral range (32768-60999), so the kernel does not give one to an
+// outgoing connection between now and the moment a server binds it.
+func PickPort() (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
 	for range 1000 {
@@ -61,10 +71,9 @@ func FreePort(t testing.TB) int {
 		}
 		l.Close()
 		handed[p] = true
-		return p
+		return p, nil
 	}
-	t.Fatal("no free port in 20000-32767")
-	return 0
+	return 0, errors.New("no free port in 20000-32767")
 }
 
 // UniqueID returns name with a random suffix, for app-ids and topics that
@@ -208,29 +217,43 @@ type Redis struct{ Addr string }
 // StartRedis runs a private, non-persistent redis-server for the test.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	port, err := PickPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop, err := RunRedis(port, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return &Redis{Addr: addr}
+}
+
+// RunRedis starts a non-persistent redis-server on 127.0.0.1:port with its
+// working directory dir, waits until it accepts connections and returns its
+// address and a function that stops it.
+func RunRedis(port int, dir string) (addr string, stop func(), err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatalf("redis-server not on PATH: install Debian's redis-server package (.ci/run does)")
+		return "", nil, errors.New("redis-server not on PATH: install Debian's redis-server package (.ci/run does)")
 	}
-	port := FreePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		return "", nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return &Redis{Addr: addr}
+			return addr, stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("redis-server on %s did not start", addr)
-	return nil
+	stop()
+	return "", nil, fmt.Errorf("redis-server on %s did not start within 10s", addr)
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.

@@ -6,14 +6,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/daprfn/shop/internal/daprtest"
 	"github.com/daprfn/shop/internal/launch"
 )
 
@@ -100,7 +99,11 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			"FUNCTIONS": "order,inventory,notification", "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"})
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/inventory", a.http, a.id)
 	case "distributed", "floor":
-		addr, stop, err := startRedis(dir)
+		port, err := daprtest.PickPort()
+		if err != nil {
+			return nil, err
+		}
+		addr, stop, err := daprtest.RunRedis(port, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -209,30 +212,6 @@ func copyComponents(from, to string, repl map[string]string) error {
 		}
 	}
 	return nil
-}
-
-func startRedis(dir string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start redis-server (install Debian's redis-server): %w", err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	return "", nil, fmt.Errorf("redis-server on %s did not start", addr)
 }
 
 func waitFree(port int, within time.Duration) error {
