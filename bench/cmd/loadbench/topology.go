@@ -73,7 +73,6 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		}
 	}
 	repl := map[string]string{"value: data/orders": "value: " + filepath.Join(data, "orders"), "value: data/emails": "value: " + filepath.Join(data, "emails"),
-		`value: "data/orders"`: "value: " + filepath.Join(data, "orders"), `value: "data/emails"`: "value: " + filepath.Join(data, "emails"),
 		`value: "file:data/shop.db?`: `value: "file:` + filepath.Join(data, "shop.db") + `?`,
 		// Saturation needs room for many events in flight.
 		`value: "100"`: `value: "1000"`}
