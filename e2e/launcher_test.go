@@ -72,7 +72,7 @@ apps:
 	require.Equal(t, http.StatusOK, status, body)
 	id := decodeOrderID(t, body)
 	require.Eventually(t, func() bool {
-		m, _ := filepath.Glob(filepath.Join(dir, "data", "emails", id+".*.eml"))
+		m, _ := filepath.Glob(filepath.Join(dir, "data", "emails", id+".eml"))
 		return len(m) == 1
 	}, 20*time.Second, 100*time.Millisecond, "the email file lands in the data dir")
 	_, err := os.Stat(filepath.Join(dir, "data", "orders", id+".json"))

@@ -186,7 +186,7 @@ func TestShopSeedFlowOnRealDaprd(t *testing.T) {
 
 	assert.Equal(t, 8, s.stock(t, "product-1"))
 	require.Eventually(t, func() bool { return s.emails(t)[id] == 1 }, 20*time.Second, 100*time.Millisecond, "the confirmation email file")
-	eml, err := filepath.Glob(filepath.Join(s.emailDir, id+".*.eml"))
+	eml, err := filepath.Glob(filepath.Join(s.emailDir, id+".eml"))
 	require.NoError(t, err)
 	require.Len(t, eml, 1)
 	text, _ := os.ReadFile(eml[0])

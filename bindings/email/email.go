@@ -60,8 +60,10 @@ func (s *Sender) kind(ctx context.Context) (Kind, error) {
 	return "", fmt.Errorf("email binding %q has type %q: want bindings.localstorage (.eml files) or bindings.smtp", s.name, t)
 }
 
-// Send sends m. Files are named <ID>.<unix-nanos>.eml, so a message sent
-// twice shows as two files.
+// Send sends m. Files are named <ID>.eml: sending the same message again
+// (a redelivery after a crash between the send and its record) rewrites the
+// same file, so each order has one email file. Over SMTP the body goes to the
+// binding, which sets its own headers.
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	kind, err := s.kind(ctx)
 	if err != nil {
@@ -79,7 +81,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	default:
 		now := s.now()
 		data = []byte(m.RFC5322(now))
-		md["fileName"] = fmt.Sprintf("%s.%d.eml", m.ID, now.UnixNano())
+		md["fileName"] = m.ID + ".eml"
 	}
 	if _, err := s.out.InvokeBinding(ctx, s.name, "create", data, md); err != nil {
 		return fmt.Errorf("send email %s to %s: %w", m.ID, m.To, err)

@@ -45,6 +45,10 @@ type Config struct {
 	Catalog           string        `envconfig:"CATALOG" desc:"products as id:name:stock,...; default the seed's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
 	RestockLevel      int           `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`
 	RestockBinding    string        `envconfig:"RESTOCK_BINDING" default:"restock" desc:"cron input binding that triggers the restock"`
+	HoldSweepBinding  string        `envconfig:"HOLD_SWEEP_BINDING" default:"hold-sweep" desc:"cron input binding that triggers the inventory's sweep of unconfirmed stock holds"`
+	OrderTimeout      time.Duration `envconfig:"ORDER_TIMEOUT" default:"20s" desc:"longest one POST /orders may take; after it the order is stored or never will be"`
+	HoldTTL           time.Duration `envconfig:"HOLD_TTL" default:"60s" desc:"age after which the hold sweep settles a stock hold its order-service never confirmed; must exceed ORDER_TIMEOUT"`
+	OrderAppID        string        `envconfig:"ORDER_APP_ID" default:"order-service" desc:"app-id the inventory asks whether an order exists, when order is not served by the same process"`
 	SweepBinding      string        `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
 	OutboxRetryAfter  time.Duration `envconfig:"OUTBOX_RETRY_AFTER" default:"5s" desc:"age after which the sweep re-delivers an order event still pending"`
 	OutboxStaleAfter  time.Duration `envconfig:"OUTBOX_STALE_AFTER" default:"60s" desc:"silence after which another process adopts a dead process's pending order events"`
@@ -65,6 +69,9 @@ func loadConfig() (Config, error) {
 	}
 	if len(c.Functions) == 0 {
 		return c, fmt.Errorf("FUNCTIONS is empty: want any of %s", strings.Join(functionNames, ", "))
+	}
+	if c.HoldTTL <= c.OrderTimeout {
+		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
 	}
 	if c.NotificationRoute == "" {
 		c.NotificationRoute = "/orders"

@@ -154,7 +154,10 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 	var w wiring
 	state := runtime.Component{Kind: "state", Name: cfg.StateStore}
 
-	var inv *inventory.Service
+	var (
+		inv    *inventory.Service
+		orders *order.Service
+	)
 	if cfg.serves("inventory") {
 		catalog := inventory.SeedCatalog
 		if cfg.Catalog != "" {
@@ -164,15 +167,21 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 			}
 			catalog = c
 		}
+		var lookup inventory.OrderLookup = inventory.InvokeOrders{Invoker: p.invoke, AppID: cfg.OrderAppID}
+		if cfg.serves("order") { // same process: ask the order function, set below
+			lookup = inventory.OrderLookupFunc(func(ctx context.Context, id string) (bool, error) { return orders.Exists(ctx, id) })
+		}
 		var err error
-		inv, err = inventory.New(p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel})
+		inv, err = inventory.New(p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel, Orders: lookup, HoldTTL: cfg.HoldTTL})
 		if err != nil {
 			return w, err
 		}
 		runtime.Invoke(app, "POST /check", inv.Check)
 		runtime.Invoke(app, "POST /release", inv.Release)
+		runtime.Invoke(app, "POST /confirm", inv.Confirm)
 		runtime.Invoke(app, "GET /inventory", inv.List)
 		runtime.Binding(app, cfg.RestockBinding, inv.Restock)
+		runtime.Binding(app, cfg.HoldSweepBinding, inv.SweepHolds)
 		app.Requires(state)
 	}
 
@@ -190,10 +199,11 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 			return w, err
 		}
 		w.closers = append(w.closers, ob.Close)
-		orders, err := order.New(p.state, stock, ob, log)
+		orders, err = order.New(p.state, stock, ob, cfg.OrderTimeout, log)
 		if err != nil {
 			return w, err
 		}
+		w.closers = append(w.closers, orders.Close) // runs before ob.Close
 		runtime.Invoke(app, "POST /orders", orders.Create)
 		runtime.Invoke(app, "GET /orders/{id}", orders.Get)
 		runtime.Binding(app, cfg.SweepBinding, ob.Sweep)
@@ -222,13 +232,22 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 // process (the embedded mode).
 type localStock struct{ inv *inventory.Service }
 
-func (l localStock) Take(ctx context.Context, productID string, qty int) (order.Availability, error) {
-	r, err := l.inv.Check(ctx, inventory.CheckRequest{ProductID: productID, Quantity: qty})
+func (l localStock) Take(ctx context.Context, orderID, productID string, qty int) (order.Availability, error) {
+	r, err := l.inv.Check(ctx, inventory.CheckRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
 	return order.Availability{Available: r.Available, ProductName: r.ProductName, Remaining: r.RemainingStock}, err
 }
 
-func (l localStock) Release(ctx context.Context, orderID, productID string, qty int) error {
-	_, err := l.inv.Release(ctx, inventory.ReleaseRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
+func (l localStock) Release(ctx context.Context, orderID, productID string) error {
+	_, err := l.inv.Release(ctx, inventory.ReleaseRequest{OrderID: orderID, ProductID: productID})
+	return err
+}
+
+func (l localStock) Confirm(ctx context.Context, taken []order.Taken) error {
+	req := inventory.ConfirmRequest{Orders: make([]inventory.Confirmation, len(taken))}
+	for i, t := range taken {
+		req.Orders[i] = inventory.Confirmation{OrderID: t.OrderID, ProductID: t.ProductID}
+	}
+	_, err := l.inv.Confirm(ctx, req)
 	return err
 }
 

@@ -30,6 +30,7 @@ var fakeComponents = memory.Components{
 	{Kind: "bindings", Name: "email", Type: "bindings.localstorage"},
 	{Kind: "bindings", Name: "restock", Type: "bindings.cron"},
 	{Kind: "bindings", Name: "outbox-sweep", Type: "bindings.cron"},
+	{Kind: "bindings", Name: "hold-sweep", Type: "bindings.cron"},
 }
 
 // testShop is the shop on a fake sidecar, either embedded (one app serving
@@ -261,6 +262,29 @@ func TestFailedCommitGivesTheStockBack(t *testing.T) {
 		assert.Contains(t, a.body, `"code":"unavailable"`)
 		assert.Equal(t, 8, s.stock(t, "product-1"), "the failed order's stock is released")
 		assert.Len(t, s.sc.Pub.Published(), 1, "no event without its order")
+	})
+}
+
+func TestHoldsOfACrashedOrderServiceAreSettledByTheSweep(t *testing.T) {
+	bothModes(t, func(t *testing.T, embedded bool) {
+		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms"})
+		stored := orderID(t, s.order(t, seedOrder))
+		// What an order-service that died after taking stock leaves: a hold
+		// for an order that was never stored.
+		a := s.call(t, s.inventoryApp, http.MethodPost, "check", `{"productId":"product-1","quantity":3,"orderId":"order-crashed"}`, nil)
+		require.Equal(t, http.StatusOK, a.status, a.body)
+		assert.Equal(t, 5, s.stock(t, "product-1"))
+
+		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
+		assert.Equal(t, 5, s.stock(t, "product-1"), "a young hold is left alone")
+		time.Sleep(100 * time.Millisecond)
+		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
+		assert.Equal(t, 8, s.stock(t, "product-1"), "the crashed order's stock is back, the stored order's is not")
+
+		rel := s.call(t, s.inventoryApp, http.MethodPost, "release", fmt.Sprintf(`{"orderId":%q,"productId":"product-1"}`, stored), nil)
+		require.Equal(t, http.StatusOK, rel.status, rel.body)
+		assert.Contains(t, rel.body, `"released":false`, "a stored order's stock is final")
+		assert.Equal(t, 8, s.stock(t, "product-1"))
 	})
 }
 

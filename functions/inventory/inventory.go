@@ -15,10 +15,55 @@ import (
 	"github.com/daprfn/shop/runtime"
 )
 
-// Product is the stored stock of one product, in the seed's shape.
+// Product is the stored stock of one product: the seed's shape plus the
+// holds of orders that took stock and are not yet confirmed.
 type Product struct {
 	Name  string `json:"name"`
 	Stock int    `json:"stock"`
+	// Holds are keyed by order id. A hold is taken stock whose order may
+	// still fail: Confirm drops it, Release gives it back, and SweepHolds
+	// settles the ones left by an order-service that died.
+	Holds map[string]Hold `json:"holds,omitempty"`
+}
+
+// Hold is the stock one order took.
+type Hold struct {
+	Quantity int       `json:"quantity"`
+	At       time.Time `json:"at"`
+}
+
+// OrderLookup tells whether an order was stored: the truth a hold whose
+// order-service went silent is settled by.
+type OrderLookup interface {
+	OrderExists(ctx context.Context, orderID string) (bool, error)
+}
+
+// OrderLookupFunc is an OrderLookup from a function.
+type OrderLookupFunc func(ctx context.Context, orderID string) (bool, error)
+
+// OrderExists implements OrderLookup.
+func (f OrderLookupFunc) OrderExists(ctx context.Context, orderID string) (bool, error) {
+	return f(ctx, orderID)
+}
+
+// InvokeOrders is OrderLookup over service invocation of the order app:
+// GET /orders/{id} answering 200 or 404.
+type InvokeOrders struct {
+	Invoker bindings.Invoker
+	AppID   string // e.g. "order-service"
+}
+
+// OrderExists implements OrderLookup.
+func (o InvokeOrders) OrderExists(ctx context.Context, orderID string) (bool, error) {
+	_, err := o.Invoker.Invoke(ctx, o.AppID, "GET", "orders/"+orderID, nil)
+	var ie *bindings.InvokeError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ie) && ie.Status == 404:
+		return false, nil
+	}
+	return false, err
 }
 
 // Item is a catalog entry: the product and its initial (and default
@@ -67,6 +112,13 @@ type Config struct {
 	RestockLevel int
 	// MaxAttempts bounds compare-and-swap retries per change (default 50).
 	MaxAttempts int
+	// Orders settles holds older than HoldTTL; without it SweepHolds is a
+	// no-op and unconfirmed holds stay taken.
+	Orders OrderLookup
+	// HoldTTL is how old an unconfirmed hold must be before SweepHolds asks
+	// whether its order exists (default 60 s). It must be longer than an
+	// order takes to be stored (order.CreateTimeout).
+	HoldTTL time.Duration
 }
 
 // Service is the inventory function.
@@ -76,6 +128,9 @@ type Service struct {
 	byID    map[string]Item
 	level   int
 	tries   int
+	orders  OrderLookup
+	ttl     time.Duration
+	now     func() time.Time
 	queues  sync.Map // product id -> *queue
 }
 
@@ -90,7 +145,11 @@ func New(store bindings.StateStore, cfg Config) (*Service, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 50
 	}
-	s := &Service{store: store, catalog: cfg.Catalog, byID: map[string]Item{}, level: cfg.RestockLevel, tries: cfg.MaxAttempts}
+	if cfg.HoldTTL <= 0 {
+		cfg.HoldTTL = time.Minute
+	}
+	s := &Service{store: store, catalog: cfg.Catalog, byID: map[string]Item{}, level: cfg.RestockLevel, tries: cfg.MaxAttempts,
+		orders: cfg.Orders, ttl: cfg.HoldTTL, now: time.Now}
 	for _, it := range cfg.Catalog {
 		if it.ID == "" {
 			return nil, errors.New("inventory: catalog item without an id")
@@ -103,22 +162,52 @@ func New(store bindings.StateStore, cfg Config) (*Service, error) {
 // Key is the state key of a product's stock.
 func Key(productID string) string { return "stock-" + productID }
 
-// CheckRequest is the body of POST /check (the seed's contract).
+// CheckRequest is the body of POST /check: the seed's contract plus an
+// optional order id. With an order id the stock is held for that order until
+// it is confirmed or released, and asking again for the same order takes
+// nothing twice.
 type CheckRequest struct {
 	ProductID string `json:"productId"`
 	Quantity  int    `json:"quantity"`
+	OrderID   string `json:"orderId,omitempty"`
 }
+
+// MaxQuantity is the largest quantity one check or release may move.
+const MaxQuantity = 1_000_000
 
 // Validate implements runtime.Validator.
 func (r CheckRequest) Validate() error {
-	if strings.TrimSpace(r.ProductID) == "" {
-		return runtime.Invalid("invalid_product_id", "productId is required")
+	if err := validProductID(r.ProductID); err != nil {
+		return err
 	}
-	if r.Quantity < 1 {
-		return runtime.Invalid("invalid_quantity", "quantity must be a whole number of at least 1")
+	if r.Quantity < 1 || r.Quantity > MaxQuantity {
+		return runtime.Invalid("invalid_quantity", "quantity must be a whole number from 1 to %d", MaxQuantity)
+	}
+	if r.OrderID != "" {
+		return validOrderID(r.OrderID)
 	}
 	return nil
 }
+
+func validProductID(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return runtime.Invalid("invalid_product_id", "productId is required")
+	}
+	if len(id) > 100 {
+		return runtime.Invalid("invalid_product_id", "productId must be at most 100 characters")
+	}
+	return nil
+}
+
+// validOrderID accepts ids of letters, digits, '-', '_' and '.', as the
+// order-service makes them ("order-" and hex), up to 200 characters.
+func validOrderID(id string) error {
+	if !runtime.SafeID(id) {
+		return runtime.Invalid("invalid_order_id", "orderId must be 1 to 200 letters, digits, '-', '_' or '.', not starting with '.'")
+	}
+	return nil
+}
+
 
 // CheckResponse is the seed's answer of POST /check.
 type CheckResponse struct {
@@ -131,13 +220,26 @@ type CheckResponse struct {
 var ErrProductNotFound = runtime.NotFound("product_not_found", "Product not found")
 
 // Check takes Quantity from the product's stock when there is enough and
-// says whether it did, as the seed does; an unknown product is a 404.
+// says whether it did, as the seed does; an unknown product is a 404. With
+// an order id the taken stock is held for the order, and a repeated check of
+// the same order answers as the first did without taking more.
 func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, error) {
 	var out CheckResponse
 	err := s.update(ctx, in.ProductID, func(p *Product) bool {
-		out = CheckResponse{Available: p.Stock >= in.Quantity, ProductName: p.Name}
+		out = CheckResponse{ProductName: p.Name}
+		if _, held := p.Holds[in.OrderID]; held && in.OrderID != "" {
+			out.Available, out.RemainingStock = true, p.Stock
+			return false
+		}
+		out.Available = p.Stock >= in.Quantity
 		if out.Available {
 			p.Stock -= in.Quantity
+			if in.OrderID != "" {
+				if p.Holds == nil {
+					p.Holds = map[string]Hold{}
+				}
+				p.Holds[in.OrderID] = Hold{Quantity: in.Quantity, At: s.now().UTC()}
+			}
 		}
 		out.RemainingStock = p.Stock
 		return out.Available
@@ -145,50 +247,196 @@ func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, er
 	return out, err
 }
 
-// ReleaseRequest gives back the stock an order took (compensation).
+// ReleaseRequest gives back the stock an order holds (compensation).
 type ReleaseRequest struct {
 	OrderID   string `json:"orderId"`
 	ProductID string `json:"productId"`
-	Quantity  int    `json:"quantity"`
+	// Quantity is accepted for callers that send it; what is given back is
+	// what the order's hold took.
+	Quantity int `json:"quantity,omitempty"`
 }
 
 // Validate implements runtime.Validator.
 func (r ReleaseRequest) Validate() error {
-	if strings.TrimSpace(r.OrderID) == "" {
-		return runtime.Invalid("invalid_order_id", "orderId is required: a release is recorded per order so a retry gives nothing back twice")
+	if r.OrderID == "" {
+		return runtime.Invalid("invalid_order_id", "orderId is required: stock is held per order, so only an order's own hold can be released")
 	}
-	return CheckRequest{ProductID: r.ProductID, Quantity: r.Quantity}.Validate()
+	if err := validOrderID(r.OrderID); err != nil {
+		return err
+	}
+	if r.Quantity < 0 {
+		return runtime.Invalid("invalid_quantity", "quantity must not be negative")
+	}
+	return validProductID(r.ProductID)
 }
 
 // ReleaseResponse answers POST /release.
 type ReleaseResponse struct {
-	Released       bool `json:"released"` // false when this order's release was already done
+	// Released is false when the order holds nothing: it never took stock,
+	// was confirmed, or was released before.
+	Released       bool `json:"released"`
 	RemainingStock int  `json:"remainingStock"`
 }
 
-// Release returns Quantity to the product's stock, once per order id.
+// Release gives back the stock the order's hold took, once.
 func (s *Service) Release(ctx context.Context, in ReleaseRequest) (ReleaseResponse, error) {
-	if _, ok := s.byID[in.ProductID]; !ok {
-		return ReleaseResponse{}, ErrProductNotFound
-	}
-	marker, _ := json.Marshal(in)
-	switch err := s.store.Save(ctx, "released-"+in.OrderID, marker, ""); {
-	case errors.Is(err, bindings.ErrConflict):
-		return ReleaseResponse{Released: false}, nil
-	case err != nil:
-		return ReleaseResponse{}, runtime.Unavailable(err, "recording the release failed, try again")
-	}
 	var out ReleaseResponse
 	err := s.update(ctx, in.ProductID, func(p *Product) bool {
-		p.Stock += in.Quantity
-		out = ReleaseResponse{Released: true, RemainingStock: p.Stock}
-		return true
+		h, held := p.Holds[in.OrderID]
+		if held {
+			p.Stock += h.Quantity
+			delete(p.Holds, in.OrderID)
+		}
+		out = ReleaseResponse{Released: held, RemainingStock: p.Stock}
+		return held
 	})
 	return out, err
 }
 
+// ConfirmRequest is the body of POST /confirm: orders that were stored, so
+// their holds become final.
+type ConfirmRequest struct {
+	Orders []Confirmation `json:"orders"`
+}
+
+// Confirmation names one stored order and the product it holds.
+type Confirmation struct {
+	OrderID   string `json:"orderId"`
+	ProductID string `json:"productId"`
+}
+
+// MaxConfirmations bounds one POST /confirm.
+const MaxConfirmations = 1000
+
+// Validate implements runtime.Validator.
+func (r ConfirmRequest) Validate() error {
+	if len(r.Orders) == 0 || len(r.Orders) > MaxConfirmations {
+		return runtime.Invalid("invalid_confirmations", "orders must list 1 to %d {orderId, productId}", MaxConfirmations)
+	}
+	for _, c := range r.Orders {
+		if err := validOrderID(c.OrderID); err != nil {
+			return err
+		}
+		if err := validProductID(c.ProductID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ConfirmResponse answers POST /confirm.
+type ConfirmResponse struct {
+	Confirmed int `json:"confirmed"` // holds dropped; the others were settled before
+}
+
+// Confirm makes the holds of stored orders final: one write per product.
+func (s *Service) Confirm(ctx context.Context, in ConfirmRequest) (ConfirmResponse, error) {
+	byProduct := map[string][]string{}
+	for _, c := range in.Orders {
+		byProduct[c.ProductID] = append(byProduct[c.ProductID], c.OrderID)
+	}
+	var out ConfirmResponse
+	var errs []error
+	for product, ids := range byProduct {
+		n := 0
+		err := s.update(ctx, product, func(p *Product) bool {
+			n = 0
+			for _, id := range ids {
+				if _, ok := p.Holds[id]; ok {
+					delete(p.Holds, id)
+					n++
+				}
+			}
+			return n > 0
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.Confirmed += n
+	}
+	if len(errs) > 0 {
+		return out, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// SweepHolds is a cron step: it settles holds older than HoldTTL, whose
+// order-service never confirmed or released them (it died, or lost its
+// sidecar, between taking stock and answering). A hold whose order was
+// stored is confirmed; one whose order does not exist is given back. A hold
+// whose order cannot be looked up stays for the next run.
+func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{}]) error {
+	if s.orders == nil {
+		return nil
+	}
+	keys := make([]string, len(s.catalog))
+	for i, it := range s.catalog {
+		keys[i] = Key(it.ID)
+	}
+	items, err := s.store.BulkGet(ctx, keys)
+	if err != nil {
+		return runtime.RetryLater(fmt.Errorf("read stock: %w", err))
+	}
+	cutoff := s.now().Add(-s.ttl)
+	var errs []error
+	for i, it := range items {
+		p, err := s.decode(s.catalog[i].ID, it)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		exists := map[string]bool{}
+		for id, h := range p.Holds {
+			if h.At.After(cutoff) {
+				continue
+			}
+			ok, err := s.orders.OrderExists(ctx, id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("look up order %s: %w", id, err))
+				continue
+			}
+			exists[id] = ok
+		}
+		if len(exists) == 0 {
+			continue
+		}
+		var released, confirmed int
+		err = s.update(ctx, s.catalog[i].ID, func(p *Product) bool {
+			released, confirmed = 0, 0
+			for id, stored := range exists {
+				h, ok := p.Holds[id]
+				if !ok {
+					continue // settled meanwhile
+				}
+				delete(p.Holds, id)
+				if stored {
+					confirmed++
+				} else {
+					p.Stock += h.Quantity
+					released++
+				}
+			}
+			return released+confirmed > 0
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return runtime.RetryLater(errors.Join(errs...))
+	}
+	return nil
+}
+
+// Listed is one product of GET /inventory, in the seed's shape.
+type Listed struct {
+	Name  string `json:"name"`
+	Stock int    `json:"stock"`
+}
+
 // Inventory is the seed's GET /inventory answer: product id -> product.
-type Inventory map[string]Product
+type Inventory map[string]Listed
 
 // List returns every catalog product's current stock.
 func (s *Service) List(ctx context.Context, _ struct{}) (Inventory, error) {
@@ -206,7 +454,7 @@ func (s *Service) List(ctx context.Context, _ struct{}) (Inventory, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[s.catalog[i].ID] = p
+		out[s.catalog[i].ID] = Listed{Name: p.Name, Stock: p.Stock}
 	}
 	return out, nil
 }

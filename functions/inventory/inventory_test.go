@@ -2,6 +2,10 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/daprfn/shop/bindings/memory"
+	"github.com/daprfn/shop/runtime"
 )
 
 // slowStore makes writes take a while, as a sidecar round trip does, and
@@ -70,20 +75,106 @@ func TestReplicasNeverOversell(t *testing.T) {
 	assert.Equal(t, 0, inv["product-1"].Stock)
 }
 
-func TestReleaseOncePerOrder(t *testing.T) {
+func stockOf(t *testing.T, svc *Service, product string) int {
+	t.Helper()
+	inv, err := svc.List(context.Background(), struct{}{})
+	require.NoError(t, err)
+	return inv[product].Stock
+}
+
+func TestHoldIsTakenOncePerOrderAndReleasedOnce(t *testing.T) {
+	ctx := context.Background()
 	svc, err := New(memory.NewStore(), Config{})
 	require.NoError(t, err)
-	_, err = svc.Check(context.Background(), CheckRequest{ProductID: "product-1", Quantity: 4})
-	require.NoError(t, err)
-	r, err := svc.Release(context.Background(), ReleaseRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
+	for range 2 {
+		r, err := svc.Check(ctx, CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
+		require.NoError(t, err)
+		assert.True(t, r.Available)
+		assert.Equal(t, 6, r.RemainingStock, "checking again for the same order takes nothing more")
+	}
+	r, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-1", ProductID: "product-1"})
 	require.NoError(t, err)
 	assert.True(t, r.Released)
 	assert.Equal(t, 10, r.RemainingStock)
-	again, err := svc.Release(context.Background(), ReleaseRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
+	again, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-1", ProductID: "product-1"})
 	require.NoError(t, err)
 	assert.False(t, again.Released, "a retried release gives nothing back twice")
-	inv, _ := svc.List(context.Background(), struct{}{})
-	assert.Equal(t, 10, inv["product-1"].Stock)
+	never, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-2", ProductID: "product-1"})
+	require.NoError(t, err)
+	assert.False(t, never.Released, "an order that took nothing gets nothing")
+	assert.Equal(t, 10, stockOf(t, svc, "product-1"))
+}
+
+func TestConfirmedHoldCannotBeReleased(t *testing.T) {
+	ctx := context.Background()
+	svc, err := New(memory.NewStore(), Config{})
+	require.NoError(t, err)
+	_, err = svc.Check(ctx, CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 3})
+	require.NoError(t, err)
+	c, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-1", "product-1"}, {"order-9", "product-2"}}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.Confirmed)
+	r, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-1", ProductID: "product-1"})
+	require.NoError(t, err)
+	assert.False(t, r.Released)
+	assert.Equal(t, 7, stockOf(t, svc, "product-1"))
+}
+
+type lookup map[string]bool
+
+func (l lookup) OrderExists(_ context.Context, id string) (bool, error) {
+	ok, known := l[id]
+	if !known {
+		return false, errors.New("order-service unreachable")
+	}
+	return ok, nil
+}
+
+func TestSweepSettlesOldHoldsByLookingOrdersUp(t *testing.T) {
+	ctx := context.Background()
+	store := memory.NewStore()
+	orders := lookup{"order-stored": true, "order-lost": false}
+	svc, err := New(store, Config{Orders: orders, HoldTTL: time.Minute})
+	require.NoError(t, err)
+	now := time.Now()
+	svc.now = func() time.Time { return now }
+	for id, q := range map[string]int{"order-stored": 1, "order-lost": 2, "order-unknown": 3, "order-young": 4} {
+		if id == "order-young" {
+			svc.now = func() time.Time { return now.Add(50 * time.Second) }
+		}
+		_, err := svc.Check(ctx, CheckRequest{OrderID: id, ProductID: "product-1", Quantity: q})
+		require.NoError(t, err)
+		svc.now = func() time.Time { return now }
+	}
+	assert.Equal(t, 0, stockOf(t, svc, "product-1"))
+
+	svc.now = func() time.Time { return now.Add(61 * time.Second) }
+	err = svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{})
+	require.Error(t, err, "an order that cannot be looked up is retried later")
+	assert.Equal(t, 2, stockOf(t, svc, "product-1"), "only the lost order's stock comes back")
+
+	it, err := store.Get(ctx, Key("product-1"))
+	require.NoError(t, err)
+	var p Product
+	require.NoError(t, json.Unmarshal(it.Value, &p))
+	assert.ElementsMatch(t, []string{"order-unknown", "order-young"}, slices.Collect(maps.Keys(p.Holds)))
+
+	orders["order-unknown"] = false
+	require.NoError(t, svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 5, stockOf(t, svc, "product-1"))
+	require.NoError(t, svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 5, stockOf(t, svc, "product-1"), "a settled hold is settled once")
+}
+
+func TestInventoryListKeepsTheSeedShape(t *testing.T) {
+	svc, err := New(memory.NewStore(), Config{})
+	require.NoError(t, err)
+	_, err = svc.Check(context.Background(), CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 1})
+	require.NoError(t, err)
+	inv, err := svc.List(context.Background(), struct{}{})
+	require.NoError(t, err)
+	b, _ := json.Marshal(inv["product-1"])
+	assert.JSONEq(t, `{"name":"Laptop","stock":9}`, string(b))
 }
 
 func TestParseCatalog(t *testing.T) {

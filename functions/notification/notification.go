@@ -29,6 +29,8 @@ func (e OrderEvent) Validate() error {
 	switch {
 	case strings.TrimSpace(e.OrderID) == "":
 		return runtime.Invalid("invalid_event", "order event without orderId")
+	case !runtime.SafeID(e.OrderID):
+		return runtime.Invalid("invalid_event", "order event with an orderId that is not 1 to 200 letters, digits, '-', '_' or '.'")
 	case !strings.Contains(e.CustomerEmail, "@"):
 		return runtime.Invalid("invalid_event", "order event %s without a customerEmail", e.OrderID)
 	}

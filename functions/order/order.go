@@ -51,14 +51,33 @@ type Availability struct {
 	Remaining   int
 }
 
-// Stock is the inventory as the order function needs it.
+// Stock is the inventory as the order function needs it. Stock taken for an
+// order is held until the order is confirmed or released; the inventory
+// settles holds nobody confirmed by looking the order up (see
+// inventory.Service.SweepHolds), so a crash between Take and the order's
+// commit leaks no stock.
 type Stock interface {
-	// Take takes qty of the product if there is enough. An unknown product is
-	// an error that classifies as NotFound.
-	Take(ctx context.Context, productID string, qty int) (Availability, error)
-	// Release gives back what Take took for orderID, at most once per order.
-	Release(ctx context.Context, orderID, productID string, qty int) error
+	// Take takes qty of the product for orderID if there is enough; taking
+	// again for the same order takes nothing more. An unknown product is an
+	// error that classifies as NotFound.
+	Take(ctx context.Context, orderID, productID string, qty int) (Availability, error)
+	// Release gives back what Take took for orderID, at most once.
+	Release(ctx context.Context, orderID, productID string) error
+	// Confirm makes the holds of stored orders final.
+	Confirm(ctx context.Context, taken []Taken) error
 }
+
+// Taken names an order and the product it took stock of.
+type Taken struct {
+	OrderID   string `json:"orderId"`
+	ProductID string `json:"productId"`
+}
+
+// DefaultCreateTimeout bounds one Create unless New is given another: after
+// it, the order is either stored or will never be, which is what lets the
+// inventory settle an unconfirmed hold older than its HoldTTL by looking the
+// order up.
+const DefaultCreateTimeout = 20 * time.Second
 
 // CreateRequest is the body of POST /orders.
 type CreateRequest struct {
@@ -117,8 +136,8 @@ type GetRequest struct{ ID string }
 // BindRequest implements runtime.RequestBinder.
 func (r *GetRequest) BindRequest(req runtime.Request) error {
 	r.ID = req.PathValue("id")
-	if r.ID == "" || len(r.ID) > 200 {
-		return runtime.Invalid("invalid_order_id", "order id is required in the path: /orders/{id}")
+	if !runtime.SafeID(r.ID) {
+		return runtime.Invalid("invalid_order_id", "the order id in /orders/{id} must be 1 to 200 letters, digits, '-', '_' or '.'")
 	}
 	return nil
 }
@@ -136,18 +155,89 @@ type Service struct {
 	outbox *Outbox
 	log    *slog.Logger
 	now    func() time.Time
+	limit  time.Duration
 	keys   sync.Map // idempotency key -> *sync.Mutex, for requests in flight
+
+	confirms chan Taken
+	closed   chan struct{}
+	done     chan struct{}
 }
 
-// New returns the order function.
-func New(store bindings.StateStore, stock Stock, outbox *Outbox, log *slog.Logger) (*Service, error) {
+// New returns the order function; each Create is bounded by createTimeout
+// (DefaultCreateTimeout when 0). Close stops its confirmation batcher.
+func New(store bindings.StateStore, stock Stock, outbox *Outbox, createTimeout time.Duration, log *slog.Logger) (*Service, error) {
 	if store == nil || stock == nil || outbox == nil {
 		return nil, errors.New("order: state store, stock and outbox are required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now}, nil
+	if createTimeout <= 0 {
+		createTimeout = DefaultCreateTimeout
+	}
+	s := &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now, limit: createTimeout,
+		confirms: make(chan Taken, 4096), closed: make(chan struct{}), done: make(chan struct{})}
+	go s.batchConfirms(100 * time.Millisecond)
+	return s, nil
+}
+
+// Close sends the confirmations still queued and stops the batcher.
+func (s *Service) Close() {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	<-s.done
+}
+
+// batchConfirms confirms stored orders' holds in batches: one call per
+// interval or per 500 orders. A lost batch costs nothing but time: the
+// inventory's hold sweep confirms those holds by looking the orders up.
+func (s *Service) batchConfirms(every time.Duration) {
+	defer close(s.done)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var batch []Taken
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.stock.Confirm(ctx, batch); err != nil {
+			s.log.Warn("confirming stock holds failed; the inventory's hold sweep will settle them", "orders", len(batch), "error", err.Error())
+		}
+		cancel()
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case t := <-s.confirms:
+			batch = append(batch, t)
+			if len(batch) >= 500 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-s.closed:
+			for {
+				select {
+				case t := <-s.confirms:
+					batch = append(batch, t)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+func (s *Service) confirm(t Taken) {
+	select {
+	case s.confirms <- t:
+	case <-s.closed:
+	}
 }
 
 // NewID returns an unguessable order id: "order-" and 128 random bits.
@@ -164,6 +254,8 @@ func idempotencyStateKey(k string) string {
 
 // Create places an order.
 func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.limit)
+	defer cancel()
 	var idemKey string
 	if in.idempotencyKey != "" {
 		idemKey = idempotencyStateKey(in.idempotencyKey)
@@ -182,8 +274,11 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		}
 	}
 
-	avail, err := s.stock.Take(ctx, in.ProductID, in.Quantity)
+	id := NewID()
+	avail, err := s.stock.Take(ctx, id, in.ProductID, in.Quantity)
 	if err != nil {
+		// The stock may have been taken all the same: its hold is settled
+		// by the inventory's sweep, which finds no order under id.
 		if e := runtime.Classify(err); e.Status == 404 {
 			return CreateResponse{}, runtime.NotFound("product_not_found", "Product not found")
 		}
@@ -193,7 +288,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		return CreateResponse{}, ErrInsufficient
 	}
 
-	o := Order{ID: NewID(), ProductID: in.ProductID, Quantity: in.Quantity, CustomerEmail: in.CustomerEmail,
+	o := Order{ID: id, ProductID: in.ProductID, Quantity: in.Quantity, CustomerEmail: in.CustomerEmail,
 		Status: "confirmed", CreatedAt: s.now().UTC()}
 	resp := CreateResponse{OrderID: o.ID, Status: "Order created successfully"}
 	orderJSON, _ := json.Marshal(o)
@@ -207,6 +302,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		s.compensate(o)
 		return CreateResponse{}, runtime.Unavailable(err, "storing the order failed, nothing was charged; try again")
 	}
+	s.confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return resp, nil
 }
 
@@ -215,11 +311,18 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 func (s *Service) compensate(o Order) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.stock.Release(ctx, o.ID, o.ProductID, o.Quantity); err != nil {
-		s.log.Error("compensation failed: stock stays taken", "order", o.ID, "product", o.ProductID, "quantity", o.Quantity, "error", err.Error())
+	if err := s.stock.Release(ctx, o.ID, o.ProductID); err != nil {
+		s.log.Error("compensation failed: the inventory's hold sweep gives the stock back later", "order", o.ID, "product", o.ProductID, "quantity", o.Quantity, "error", err.Error())
 		return
 	}
 	s.log.Warn("order failed after taking stock; stock released", "order", o.ID, "product", o.ProductID, "quantity", o.Quantity)
+}
+
+// Exists tells whether the order id was stored (inventory.OrderLookup in
+// the embedded mode).
+func (s *Service) Exists(ctx context.Context, id string) (bool, error) {
+	it, err := s.store.Get(ctx, id)
+	return err == nil && it.Found && strings.HasPrefix(id, "order-"), err
 }
 
 // Get returns a stored order.

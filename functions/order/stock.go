@@ -11,7 +11,7 @@ import (
 )
 
 // InvokeStock is Stock over service invocation of the inventory app
-// (POST /check and POST /release, the inventory's wire contract).
+// (POST /check, /release and /confirm, the inventory's wire contract).
 type InvokeStock struct {
 	Invoker bindings.Invoker
 	AppID   string // e.g. "inventory-service"
@@ -20,7 +20,7 @@ type InvokeStock struct {
 type checkBody struct {
 	OrderID   string `json:"orderId,omitempty"`
 	ProductID string `json:"productId"`
-	Quantity  int    `json:"quantity"`
+	Quantity  int    `json:"quantity,omitempty"`
 }
 
 type checkAnswer struct {
@@ -30,8 +30,8 @@ type checkAnswer struct {
 }
 
 // Take implements Stock.
-func (s InvokeStock) Take(ctx context.Context, productID string, qty int) (Availability, error) {
-	body, _ := json.Marshal(checkBody{ProductID: productID, Quantity: qty})
+func (s InvokeStock) Take(ctx context.Context, orderID, productID string, qty int) (Availability, error) {
+	body, _ := json.Marshal(checkBody{OrderID: orderID, ProductID: productID, Quantity: qty})
 	out, err := s.Invoker.Invoke(ctx, s.AppID, "POST", "check", body)
 	if err != nil {
 		return Availability{}, invokeError(err)
@@ -44,10 +44,19 @@ func (s InvokeStock) Take(ctx context.Context, productID string, qty int) (Avail
 }
 
 // Release implements Stock.
-func (s InvokeStock) Release(ctx context.Context, orderID, productID string, qty int) error {
-	body, _ := json.Marshal(checkBody{OrderID: orderID, ProductID: productID, Quantity: qty})
+func (s InvokeStock) Release(ctx context.Context, orderID, productID string) error {
+	body, _ := json.Marshal(checkBody{OrderID: orderID, ProductID: productID})
 	_, err := s.Invoker.Invoke(ctx, s.AppID, "POST", "release", body)
 	return invokeError(err)
+}
+
+// Confirm implements Stock.
+func (s InvokeStock) Confirm(ctx context.Context, taken []Taken) error {
+	body, _ := json.Marshal(struct {
+		Orders []Taken `json:"orders"`
+	}{taken})
+	_, err := s.Invoker.Invoke(ctx, s.AppID, "POST", "confirm", body)
+	return err
 }
 
 // invokeError keeps a 404 a NotFound so callers can tell an unknown product.
