@@ -31,6 +31,11 @@ spec:
     value: %s
   - name: concurrency
     value: "100"
+  # Redeliver what a subscriber took and never acknowledged (it died) soon.
+  - name: redeliverInterval
+    value: 1s
+  - name: processingTimeout
+    value: 5s
 `, redisAddr),
 	}
 }

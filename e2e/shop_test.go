@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,9 +42,54 @@ func TestMain(m *testing.M) {
 type shopApp struct {
 	appID string
 	daprd *daprtest.Daprd
+	env   []string
+	log   *daprtest.SyncBuffer
+	mu    sync.Mutex // guards cmd and exit across kill and restart
 	cmd   *exec.Cmd
-	log   *bytes.Buffer
-	done  chan error
+	exit  *exited
+}
+
+// exited is closed with the process's exit error once it is gone.
+type exited struct {
+	done chan struct{}
+	err  error
+}
+
+func (a *shopApp) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(shopBinary)
+	cmd.Env = a.env
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	e := &exited{done: make(chan struct{})}
+	go func() { e.err = cmd.Wait(); close(e.done) }()
+	a.mu.Lock()
+	a.cmd, a.exit = cmd, e
+	a.mu.Unlock()
+}
+
+func (a *shopApp) current() (*exec.Cmd, *exited) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cmd, a.exit
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (a *shopApp) kill(t *testing.T) {
+	t.Helper()
+	cmd, e := a.current()
+	require.NoError(t, cmd.Process.Kill())
+	<-e.done
+	fmt.Fprintf(a.log, "\n--- killed by the test ---\n")
+}
+
+// restart starts the app again with the same environment and waits until
+// its daprd reports it healthy.
+func (a *shopApp) restart(t *testing.T) {
+	t.Helper()
+	a.start(t)
+	a.daprd.WaitHealthy(t)
 }
 
 // distributedShop is the seed's topology: three apps, three daprds, Redis.
@@ -80,6 +124,7 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 			"email.yaml":        localstorageComponent("email", s.emailDir),
 			"restock.yaml":      cronComponent("restock", o.restockSchedule),
 			"outbox-sweep.yaml": cronComponent("outbox-sweep", "@every 2s"),
+			"hold-sweep.yaml":   cronComponent("hold-sweep", "@every 1s"),
 			"resiliency.yaml":   inboundRetry("pubsub"),
 		})
 	}
@@ -87,18 +132,13 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 	start := func(fn string) *shopApp {
 		appPort := daprtest.FreePort(t)
 		d := daprtest.Start(t, daprtest.Options{AppID: ids[fn], AppPort: appPort, AppProtocol: protocols[fn], Resources: resources, Dir: o.daprdDir})
-		a := &shopApp{appID: ids[fn], daprd: d, log: &bytes.Buffer{}, done: make(chan error, 1)}
-		cmd := exec.Command(shopBinary)
-		cmd.Env = append(os.Environ(),
+		a := &shopApp{appID: ids[fn], daprd: d, log: &daprtest.SyncBuffer{}}
+		a.env = append(os.Environ(),
 			"FUNCTIONS="+fn, "APP_ID="+ids[fn], "APP_PORT="+strconv.Itoa(appPort), "APP_PROTOCOL="+protocols[fn],
-			"DAPR_GRPC_PORT="+strconv.Itoa(d.GRPCPort), "INVENTORY_APP_ID="+ids["inventory"],
+			"DAPR_GRPC_PORT="+strconv.Itoa(d.GRPCPort), "INVENTORY_APP_ID="+ids["inventory"], "ORDER_APP_ID="+ids["order"],
 			"ORDERS_TOPIC="+s.topic, "ORDERS_DEADLETTER_TOPIC="+s.topic+"-deadletter", "LOG_LEVEL=warn")
-		cmd.Env = append(cmd.Env, o.env...)
-		cmd.Stdout, cmd.Stderr = a.log, a.log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		require.NoError(t, cmd.Start())
-		a.cmd = cmd
-		go func() { a.done <- cmd.Wait() }()
+		a.env = append(a.env, o.env...)
+		a.start(t)
 		t.Cleanup(func() {
 			a.stop(t)
 			if t.Failed() {
@@ -116,15 +156,18 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 
 // stop sends SIGTERM and expects a clean exit 0 after draining.
 func (a *shopApp) stop(t *testing.T) {
-	if a.cmd.ProcessState != nil {
-		return
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	cmd, e := a.current()
 	select {
-	case err := <-a.done:
-		assert.NoError(t, err, "%s must exit 0 on SIGTERM", a.appID)
+	case <-e.done:
+		return // killed, or stopped before
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+		assert.NoError(t, e.err, "%s must exit 0 on SIGTERM", a.appID)
 	case <-time.After(30 * time.Second):
-		_ = a.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		t.Errorf("%s did not stop within 30s of SIGTERM", a.appID)
 	}
 }

@@ -69,8 +69,14 @@ func Binding[T any](app *App, name string, fn func(context.Context, BindingEvent
 func decodeInput[In any](m *Message) (In, error) {
 	var in In
 	if len(m.Body) > 0 {
+		if err := checkContentType(m.ContentType); err != nil {
+			return in, err
+		}
 		if err := json.Unmarshal(m.Body, &in); err != nil {
 			return in, decodeError(&in, err)
+		}
+		if err := checkJSONText(m.Body); err != nil {
+			return in, err
 		}
 	}
 	if b, ok := any(&in).(RequestBinder); ok {
@@ -96,6 +102,9 @@ func decodeNonEmpty[T any](body []byte) (T, error) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return v, decodeError(&v, err)
 	}
+	if err := checkJSONText(body); err != nil {
+		return v, err
+	}
 	return v, nil
 }
 
@@ -112,6 +121,9 @@ func decodeEventData(v any, data []byte) error {
 	}
 	err := json.Unmarshal(data, v)
 	if err == nil {
+		if e := checkJSONText(data); e != nil {
+			return e
+		}
 		return nil
 	}
 	if data[0] == '"' {

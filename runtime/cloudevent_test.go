@@ -69,7 +69,7 @@ func FuzzInvokeDecoding(f *testing.F) {
 	f.Add([]byte(`{"a":1.5}`))
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "x", Body: body})
+		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "x", ContentType: "application/json", Body: body})
 		if e := runtime.Classify(r.Err); e != nil && e.Status != 400 {
 			t.Fatalf("bad input must be a 400, got %d: %v", e.Status, r.Err)
 		}

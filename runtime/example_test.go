@@ -33,7 +33,7 @@ func Example() {
 	runtime.Invoke(app, "POST /check", check)
 
 	for _, body := range []string{`{"productId":"product-1","quantity":2}`, `{"productId":"product-9","quantity":2}`, `{"quantity":`} {
-		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "check", Body: []byte(body)})
+		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "check", ContentType: "application/json", Body: []byte(body)})
 		if e := runtime.Classify(r.Err); e != nil {
 			fmt.Println(e.Status, string(e.ErrorJSON()))
 			continue

@@ -65,7 +65,7 @@ func TestInvokeDecodesBindsValidatesAndEncodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: c.path, Body: []byte(c.body)})
+			r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: c.path, ContentType: "application/json", Body: []byte(c.body)})
 			if c.status == 0 {
 				require.NoError(t, r.Err)
 				assert.JSONEq(t, c.out, string(r.Body))
@@ -147,7 +147,7 @@ func TestRecoverTurnsPanicsIntoRetries(t *testing.T) {
 func TestBodyLimit(t *testing.T) {
 	app := runtime.New(runtime.Options{Middleware: []runtime.Middleware{runtime.BodyLimit(8)}})
 	runtime.Invoke(app, "POST /x", func(_ context.Context, in map[string]any) (map[string]any, error) { return in, nil })
-	r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "x", Body: []byte(`{"a":"0123456789"}`)})
+	r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "x", ContentType: "application/json", Body: []byte(`{"a":"0123456789"}`)})
 	assert.Equal(t, http.StatusRequestEntityTooLarge, runtime.Classify(r.Err).Status)
 }
 

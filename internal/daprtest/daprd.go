@@ -99,6 +99,10 @@ type Options struct {
 type Daprd struct {
 	AppID              string
 	HTTPPort, GRPCPort int
+	bin                string
+	args, env          []string
+	dir                string
+	mu                 sync.Mutex // guards cmd and done across Kill/Restart
 	cmd                *exec.Cmd
 	log                *SyncBuffer
 	done               chan struct{}
@@ -137,17 +141,10 @@ func Start(t testing.TB, o Options) *Daprd {
 	if o.AppPort != 0 {
 		args = append(args, "--app-port", strconv.Itoa(o.AppPort))
 	}
-	args = append(args, o.Args...)
-	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = append(os.Environ(), o.Env...)
-	cmd.Dir = o.Dir
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	d.bin, d.args, d.env, d.dir = Binary(t), append(args, o.Args...), append(os.Environ(), o.Env...), o.Dir
+	if err := d.start(); err != nil {
 		t.Fatalf("start daprd: %v", err)
 	}
-	d.cmd = cmd
-	go func() { _ = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
 		d.Stop()
 		if t.Failed() {
@@ -157,19 +154,71 @@ func Start(t testing.TB, o Options) *Daprd {
 	return d
 }
 
+func (d *Daprd) start() error {
+	cmd := exec.Command(d.bin, d.args...)
+	cmd.Env, cmd.Dir = d.env, d.dir
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	d.mu.Lock()
+	d.cmd, d.done = cmd, done
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Daprd) current() (*exec.Cmd, chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd, d.done
+}
+
 // Stop sends SIGTERM to daprd's process group and SIGKILL after 10 s.
 func (d *Daprd) Stop() {
+	cmd, done := d.current()
 	select {
-	case <-d.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-d.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.done
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// Kill sends SIGKILL to daprd's process group and waits for it to exit.
+func (d *Daprd) Kill() {
+	cmd, done := d.current()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// Restart starts daprd again, after Kill or Stop, with the same ports and
+// flags. It does not wait for health.
+func (d *Daprd) Restart(t testing.TB) {
+	t.Helper()
+	if _, done := d.current(); !isClosed(done) {
+		t.Fatalf("daprd %s: Restart while it runs", d.AppID)
+	}
+	fmt.Fprintf(d.log, "\n--- restarted by the test ---\n")
+	if err := d.start(); err != nil {
+		t.Fatalf("restart daprd: %v", err)
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -194,10 +243,8 @@ func (d *Daprd) wait(t testing.TB, path string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
+		if _, done := d.current(); isClosed(done) {
 			t.Fatalf("daprd %s exited early:\n%s", d.AppID, d.log.String())
-		default:
 		}
 		resp, err := http.Get(d.URL(path))
 		if err == nil {
@@ -212,32 +259,85 @@ func (d *Daprd) wait(t testing.TB, path string) {
 }
 
 // Redis is a private redis-server on a free port.
-type Redis struct{ Addr string }
+type Redis struct {
+	Addr    string
+	port    int
+	dir     string
+	persist bool
+	mu      sync.Mutex
+	stop    func()
+}
 
 // StartRedis runs a private, non-persistent redis-server for the test.
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t testing.TB) *Redis { t.Helper(); return startRedis(t, false) }
+
+// StartDurableRedis runs a private redis-server that writes every change to
+// its append-only file before answering (appendfsync always), so Restart
+// keeps what it acknowledged.
+func StartDurableRedis(t testing.TB) *Redis { t.Helper(); return startRedis(t, true) }
+
+func startRedis(t testing.TB, persist bool) *Redis {
 	t.Helper()
 	port, err := PickPort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, stop, err := RunRedis(port, t.TempDir())
-	if err != nil {
+	r := &Redis{port: port, dir: t.TempDir(), persist: persist}
+	if err := r.run(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stop)
-	return &Redis{Addr: addr}
+	t.Cleanup(r.Kill)
+	return r
+}
+
+func (r *Redis) run() error {
+	addr, stop, err := runRedis(r.port, r.dir, r.persist)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.Addr, r.stop = addr, stop
+	r.mu.Unlock()
+	return nil
+}
+
+// Kill stops the redis-server with SIGKILL.
+func (r *Redis) Kill() {
+	r.mu.Lock()
+	stop := r.stop
+	r.stop = nil
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Restart starts the redis-server again on the same port and directory.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Kill()
+	if err := r.run(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // RunRedis starts a non-persistent redis-server on 127.0.0.1:port with its
 // working directory dir, waits until it accepts connections and returns its
 // address and a function that stops it.
 func RunRedis(port int, dir string) (addr string, stop func(), err error) {
+	return runRedis(port, dir, false)
+}
+
+func runRedis(port int, dir string, persist bool) (addr string, stop func(), err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, errors.New("redis-server not on PATH: install Debian's redis-server package (.ci/run does)")
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
+	if persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start redis-server: %w", err)

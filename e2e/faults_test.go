@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/internal/daprtest"
+)
+
+// The fault tests run a bounded stream of orders at the distributed shop on
+// loopback, break one part in the middle, bring it back and end with the
+// same audit: every order answered 200 is stored, has its order file and one
+// email; every stored order is emailed; stock is the start minus what the
+// stored orders took (no stock leaked by orders that failed).
+
+const faultStock = 100000
+
+// faultEnv makes the recovery paths fast enough for a test: orders give up
+// after 3 s, unconfirmed holds are settled after 5 s, silent outbox owners
+// are adopted after 5 s.
+var faultEnv = []string{
+	fmt.Sprintf("CATALOG=product-1:Laptop:%d,product-2:Mouse:50,product-3:Keyboard:25", faultStock),
+	"ORDER_TIMEOUT=3s", "HOLD_TTL=5s", "OUTBOX_RETRY_AFTER=1s", "OUTBOX_STALE_AFTER=5s", "SHUTDOWN_TIMEOUT=10s",
+}
+
+// answer is one POST /orders of a load.
+type loadAnswer struct {
+	status int // 0: no HTTP answer (transport error)
+	body   string
+	took   time.Duration
+}
+
+// orderLoad posts orders from workers until stopped or max orders are sent.
+type orderLoad struct {
+	mu      sync.Mutex
+	answers []loadAnswer
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startLoad(s *distributedShop, workers, max int) *orderLoad {
+	l := &orderLoad{stop: make(chan struct{})}
+	client := &http.Client{Timeout: 20 * time.Second}
+	url := s.order.daprd.URL("/v1.0/invoke/" + s.order.appID + "/method/orders")
+	var sent sync.Mutex
+	n := 0
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				sent.Lock()
+				if n >= max {
+					sent.Unlock()
+					return
+				}
+				n++
+				sent.Unlock()
+				body := fmt.Sprintf(`{"productId":"product-1","quantity":1,"customerEmail":"w%d-%d@example.com"}`, w, i)
+				start := time.Now()
+				a := loadAnswer{}
+				resp, err := client.Post(url, "application/json", strings.NewReader(body))
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					a.status, a.body = resp.StatusCode, string(b)
+				} else {
+					a.body = err.Error()
+				}
+				a.took = time.Since(start)
+				l.mu.Lock()
+				l.answers = append(l.answers, a)
+				l.mu.Unlock()
+				time.Sleep(5 * time.Millisecond) // bounded: ~8 workers x <200/s
+			}
+		})
+	}
+	return l
+}
+
+// finish stops the load and returns every answer.
+func (l *orderLoad) finish() []loadAnswer {
+	close(l.stop)
+	l.wg.Wait()
+	return l.answers
+}
+
+func (l *orderLoad) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.answers) }
+
+// waitOrders waits until the load has sent at least n more orders.
+func (l *orderLoad) waitOrders(t *testing.T, n int) {
+	t.Helper()
+	target := l.count() + n
+	require.Eventually(t, func() bool { return l.count() >= target }, 60*time.Second, 20*time.Millisecond, "the load makes progress")
+}
+
+type auditResult struct {
+	ok, failed, stored int
+}
+
+// audit checks the shop's promises after a fault; it waits for the deferred
+// work (outbox sweep and adoption, redelivery, hold sweep) to settle.
+func audit(t *testing.T, s *distributedShop, answers []loadAnswer) auditResult {
+	t.Helper()
+	var r auditResult
+	okIDs := map[string]bool{}
+	for _, a := range answers {
+		if a.status == http.StatusOK {
+			okIDs[decodeOrderID(t, a.body)] = true
+			r.ok++
+			continue
+		}
+		r.failed++
+		if a.status != 0 {
+			assert.GreaterOrEqual(t, a.status, 500, "only faults fail orders here: %d %s", a.status, a.body)
+			assert.True(t, json.Valid([]byte(a.body)), "a failed order is answered with JSON: %d %q", a.status, a.body)
+			assert.NotContains(t, a.body, "goroutine ", "no stack trace in an answer")
+		}
+	}
+	require.NotZero(t, r.ok, "some orders succeeded")
+
+	var problems []string
+	settled := func() bool {
+		problems = problems[:0]
+		files := orderFiles(t, s.orderDir)
+		emails := s.emails(t)
+		for id := range okIDs {
+			if !files[id] {
+				problems = append(problems, "order "+id+" answered 200 has no order file")
+			}
+		}
+		for id := range files {
+			if emails[id] != 1 {
+				problems = append(problems, fmt.Sprintf("stored order %s has %d emails", id, emails[id]))
+			}
+		}
+		for id := range emails {
+			if !files[id] {
+				problems = append(problems, "email for "+id+", which is not stored")
+			}
+		}
+		if got, want := s.stock(t, "product-1"), faultStock-len(files); got != want {
+			problems = append(problems, fmt.Sprintf("stock is %d, want %d (start %d - %d stored orders)", got, want, faultStock, len(files)))
+		}
+		r.stored = len(files)
+		return len(problems) == 0
+	}
+	if !assert.Eventually(t, settled, 90*time.Second, 500*time.Millisecond) {
+		for _, p := range problems[:min(len(problems), 20)] {
+			t.Error(p)
+		}
+		return r
+	}
+	for id := range okIDs {
+		status, body := get(t, s.order.daprd.URL("/v1.0/invoke/"+s.order.appID+"/method/orders/"+id))
+		if !assert.Equal(t, http.StatusOK, status, "order %s answered 200 is stored: %s", id, body) {
+			break
+		}
+	}
+	t.Logf("audit: %d answered 200, %d failed, %d stored, %d emailed, stock %d", r.ok, r.failed, r.stored, r.stored, faultStock-r.stored)
+	return r
+}
+
+func orderFiles(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func startFaultShop(t *testing.T, redisAddr string) *distributedShop {
+	t.Helper()
+	return startShop(t, redisAddr, shopOptions{env: faultEnv})
+}
+
+func TestFaultNotificationAppKilledUnderLoad(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startFaultShop(t, redis.Addr)
+	load := startLoad(s, 8, 3000)
+	load.waitOrders(t, 100)
+	s.notification.kill(t)
+	load.waitOrders(t, 150)
+	s.notification.restart(t)
+	load.waitOrders(t, 100)
+	r := audit(t, s, load.finish())
+	assert.Zero(t, r.failed, "the order path does not depend on the notification app")
+}
+
+func TestFaultOrderAppKilledUnderLoad(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startFaultShop(t, redis.Addr)
+	load := startLoad(s, 8, 3000)
+	load.waitOrders(t, 150)
+	s.order.kill(t)
+	time.Sleep(500 * time.Millisecond)
+	s.order.restart(t)
+	load.waitOrders(t, 150)
+	audit(t, s, load.finish())
+}
+
+func TestFaultOrderDaprdKilledUnderLoad(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startFaultShop(t, redis.Addr)
+	load := startLoad(s, 8, 3000)
+	load.waitOrders(t, 150)
+	s.order.daprd.Kill()
+	time.Sleep(500 * time.Millisecond)
+	s.order.daprd.Restart(t)
+	s.order.daprd.WaitHealthy(t)
+	load.waitOrders(t, 150)
+	audit(t, s, load.finish())
+}
+
+func TestFaultRedisRestartedUnderLoad(t *testing.T) {
+	redis := daprtest.StartDurableRedis(t)
+	s := startFaultShop(t, redis.Addr)
+	load := startLoad(s, 8, 3000)
+	load.waitOrders(t, 150)
+	redis.Kill()
+	time.Sleep(2 * time.Second)
+	redis.Restart(t)
+	load.waitOrders(t, 150)
+	answers := load.finish()
+	r := audit(t, s, answers)
+	assert.NotZero(t, r.failed, "orders during the outage failed")
+	for _, a := range answers {
+		if a.status != http.StatusOK {
+			// ORDER_TIMEOUT is 3 s; daprd and the client add little.
+			assert.Less(t, a.took, 8*time.Second, "a failed order answers within its deadline: %d %s", a.status, a.body)
+		}
+	}
+}
+
+func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startFaultShop(t, redis.Addr)
+	load := startLoad(s, 8, 3000)
+	load.waitOrders(t, 150)
+	s.order.stop(t) // SIGTERM: drains in flight, exits 0 (asserted by stop)
+	log := s.order.log.String()
+	s.order.restart(t)
+	load.waitOrders(t, 100)
+	answers := load.finish()
+	audit(t, s, answers)
+	for _, a := range answers {
+		assert.NotZero(t, a.status, "the sidecar stays up: every order gets an HTTP answer (%s)", a.body)
+	}
+	assert.NotContains(t, log, "level=ERROR", "a graceful stop logs no error")
+}
+
+func TestPoisonEventIsDeadLetteredOnce(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{})
+	const id = "poison-1"
+	ce := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"test","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":"../../etc/passwd","customerEmail":"a@example.com"}}`, id)
+	postCloudEvent(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), ce)
+	url := s.notification.daprd.URL("/v1.0/state/statestore/" + "deadletter-" + id)
+	require.Eventually(t, func() bool { st, _ := get(t, url); return st == http.StatusOK }, 20*time.Second, 100*time.Millisecond, "the dead-letter handler records the event")
+	_, rec := get(t, url)
+	assert.Contains(t, rec, "etc/passwd")
+	time.Sleep(2 * time.Second)
+	assert.Empty(t, s.emails(t), "no email for a poison event")
+	files, _ := filepath.Glob(filepath.Join(s.emailDir, "..", "*passwd*"))
+	assert.Empty(t, files, "nothing written outside the email directory")
+	assert.Equal(t, 1, strings.Count(s.notification.log.String(), "order event dead-lettered"), "dead-lettered once, not retried forever")
+}
+
