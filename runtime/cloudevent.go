@@ -24,6 +24,9 @@ func DecodeCloudEvent(body []byte, contentType string) (*EventMeta, []byte, erro
 	if err := e.UnmarshalJSON(body); err != nil {
 		return nil, nil, Invalid("invalid_cloudevent", "malformed CloudEvent: %v", err)
 	}
+	if err := e.Validate(); err != nil { // id, source, type and a known specversion are required
+		return nil, nil, Invalid("invalid_cloudevent", "invalid CloudEvent: %v", err)
+	}
 	meta := &EventMeta{
 		ID:              e.ID(),
 		Source:          e.Source(),
