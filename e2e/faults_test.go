@@ -291,12 +291,14 @@ func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
 	s := startFaultShop(t, redis.Addr)
 	load := startLoad(s, 8, 3000)
 	load.waitOrders(t, 150)
+	down := window{from: time.Now()}
 	s.order.stop(t) // SIGTERM: drains in flight, exits 0 (asserted by stop)
 	log := s.order.log.String()
 	s.order.restart(t)
+	down.to = time.Now()
 	load.waitOrders(t, 100)
 	answers := load.finish()
-	audit(t, s, answers)
+	audit(t, s, answers, down)
 	for _, a := range answers {
 		assert.NotZero(t, a.status, "the sidecar stays up: every order gets an HTTP answer (%s)", a.body)
 	}
@@ -319,4 +321,3 @@ func TestPoisonEventIsDeadLetteredOnce(t *testing.T) {
 	assert.Empty(t, files, "nothing written outside the email directory")
 	assert.Equal(t, 1, strings.Count(s.notification.log.String(), "order event dead-lettered"), "dead-lettered once, not retried forever")
 }
-

@@ -97,4 +97,3 @@ func checkContentType(ct string) *Error {
 	return &Error{Outcome: Drop, Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 		Message: "Content-Type " + shown + " is not JSON: send the body with Content-Type: application/json"}
 }
-

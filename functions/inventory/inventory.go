@@ -208,7 +208,6 @@ func validOrderID(id string) error {
 	return nil
 }
 
-
 // CheckResponse is the seed's answer of POST /check.
 type CheckResponse struct {
 	Available      bool   `json:"available"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -83,6 +84,15 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.opts.MaxBody+1))
 	if err != nil {
 		writeError(w, runtime.Invalid("unreadable_body", "reading the body: %v", err))
+		return
+	}
+	if int64(len(body)) > h.opts.MaxBody {
+		if _, ok := h.app.TopicRoute(path); ok && r.Method == http.MethodPost {
+			writeJSON(w, http.StatusOK, []byte(`{"status":"DROP"}`)) // poison: retrying cannot help
+			return
+		}
+		writeError(w, &runtime.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: fmt.Sprintf("body exceeds %d bytes: send less", h.opts.MaxBody)})
 		return
 	}
 	m := h.messages.get()

@@ -2,6 +2,7 @@ package dapr
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,6 +83,44 @@ func TestHTTPTransport(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, r.Code)
 	assert.JSONEq(t, `{"error":"it is gone","code":"gone"}`, r.Body.String())
 	assert.Equal(t, "application/json", r.Header().Get("Content-Type"))
+}
+
+func TestHTTPTransportDropsBadEnvelopesAndAnswersBadInputWithJSON(t *testing.T) {
+	app, seen := testApp()
+	h := NewHTTPHandler(app, HTTPOptions{MaxBody: 1024})
+	ceHeader := map[string]string{"Content-Type": runtime.ContentTypeCloudEvent}
+	for name, ce := range map[string]string{
+		"wrong specversion":    `{"specversion":"9.9","id":"e1","source":"s","type":"t","data":{"orderId":"o1"}}`,
+		"missing id":           `{"specversion":"1.0","source":"s","type":"t","data":{"orderId":"o1"}}`,
+		"empty id":             `{"specversion":"1.0","id":"","source":"s","type":"t","data":{"orderId":"o1"}}`,
+		"missing source":       `{"specversion":"1.0","id":"e1","type":"t","data":{"orderId":"o1"}}`,
+		"duplicate keys":       `{"specversion":"1.0","id":"e1","source":"s","type":"t","data":{"orderId":"o1","orderId":"o2"}}`,
+		"not UTF-8":            "{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"s\",\"type\":\"t\",\"data\":{\"orderId\":\"o\xff\"}}",
+		"data not an object":   `{"specversion":"1.0","id":"e1","source":"s","type":"t","data":[1]}`,
+		"event over the limit": `{"specversion":"1.0","id":"e1","source":"s","type":"t","data":{"orderId":"` + strings.Repeat("x", 2048) + `"}}`,
+	} {
+		r := do(h, "POST", "/orders", ce, ceHeader)
+		assert.JSONEq(t, `{"status":"DROP"}`, r.Body.String(), name)
+	}
+	assert.Empty(t, *seen, "no bad envelope reaches the function")
+
+	for name, c := range map[string]struct {
+		body, ct string
+		status   int
+	}{
+		"no content type":     {`{}`, "", http.StatusUnsupportedMediaType},
+		"text content type":   {`{}`, "text/plain", http.StatusUnsupportedMediaType},
+		"body over the limit": {`{"a":"` + strings.Repeat("x", 2048) + `"}`, "application/json", http.StatusRequestEntityTooLarge},
+		"binding not JSON":    {`{"x":`, "application/json", http.StatusBadRequest},
+	} {
+		path := "/fail"
+		if name == "binding not JSON" {
+			path = "/restock"
+		}
+		r := do(h, "POST", path, c.body, map[string]string{"Content-Type": c.ct})
+		assert.Equal(t, c.status, r.Code, "%s: %s", name, r.Body.String())
+		assert.True(t, json.Valid(r.Body.Bytes()), "%s: %s", name, r.Body.String())
+	}
 }
 
 func TestHTTPTransportEnforcesTheAppToken(t *testing.T) {
