@@ -59,10 +59,22 @@ mailpit-bin: $(MAILPIT) ## build mailpit (a Go SMTP server with an HTTP API) int
 mailpit: $(MAILPIT) ## run mailpit (SMTP :1025, web and API :8025) for the smtp email component
 	$(MAILPIT) --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025
 
+# Every decoder's fuzz target, as package:Name.
+FUZZ_TARGETS := \
+  ./runtime:FuzzDecodeCloudEvent ./runtime:FuzzInvokeDecoding ./runtime:FuzzDuplicateKey \
+  ./functions/order:FuzzCreateRequest ./functions/notification:FuzzOrderEvent \
+  ./functions/inventory:FuzzInventoryRequests ./functions/inventory:FuzzParseCatalog \
+  ./internal/launch:FuzzParse
+FUZZ_SMOKE ?= 3s
+FUZZ_TIME  ?= 60s
+STATICCHECK_VERSION := v0.8.2
+
 .PHONY: test
-test: daprd mailpit-bin ## unit tests (-race) and end-to-end tests against real daprd
+test: daprd mailpit-bin ## vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer for a few seconds
 	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SMOKE)
 
 .PHONY: test-unit
 test-unit: ## unit tests only (no daprd needed)
@@ -73,9 +85,11 @@ bench: daprd build ## micro-benchmarks and the load benchmark; writes bench/out/
 	go run ./bench/cmd/loadbench
 
 .PHONY: fuzz
-fuzz: ## run each fuzzer for 20 s
-	go test -run XXX -fuzz FuzzDecodeCloudEvent -fuzztime 20s ./runtime/
-	go test -run XXX -fuzz FuzzInvokeDecoding -fuzztime 20s ./runtime/
+fuzz: ## run each decoder's fuzzer for FUZZ_TIME (60s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZ_TIME)"; \
+	  go test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZ_TIME) $${t%%:*} | tail -1; \
+	done
 
 .PHONY: clean
 clean: ## remove build outputs and ./data (keeps the daprd cache)

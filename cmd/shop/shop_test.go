@@ -37,7 +37,6 @@ var fakeComponents = memory.Components{
 // every function) or distributed (the seed's three apps).
 type testShop struct {
 	sc                                      *runtimetest.Sidecar
-	closers                                 []func()
 	orderApp, inventoryApp, notificationApp string
 }
 

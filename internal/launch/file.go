@@ -64,6 +64,12 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read run file: %w", err)
 	}
+	return Parse(path, raw)
+}
+
+// Parse decodes and checks the run file raw read from path (named in
+// errors; relative paths in the file start at its directory).
+func Parse(path string, raw []byte) (*File, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)

@@ -82,3 +82,29 @@ func TestRepositoryRunFilesLoad(t *testing.T) {
 		assert.NoError(t, err, p)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"../../deploy/dapr.yaml", "../../deploy/dapr-embedded.yaml", "../../deploy/dapr-postgres.yaml"} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte("version: 1\napps:\n- appID: a\n  appPort: -1\n"))
+	f.Add([]byte("apps: [\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		file, err := Parse("fuzz.yaml", raw)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("an error must name the file: %v", err)
+			}
+			return
+		}
+		for _, a := range file.Apps {
+			if !appIDPattern.MatchString(a.AppID) {
+				t.Fatalf("accepted app-id %q", a.AppID)
+			}
+		}
+	})
+}

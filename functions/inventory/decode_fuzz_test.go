@@ -1,0 +1,77 @@
+package inventory
+
+import (
+	"context"
+	"testing"
+
+	"github.com/daprfn/shop/runtime"
+)
+
+func FuzzParseCatalog(f *testing.F) {
+	for _, s := range []string{"product-1:Laptop:10,product-2:Mouse:50", "p:x", "p:x:-1", ":::", "a:b:99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		items, err := ParseCatalog(s)
+		if err != nil {
+			return
+		}
+		if len(items) == 0 {
+			t.Fatal("an accepted catalog has products")
+		}
+		for _, it := range items {
+			if it.Stock < 0 {
+				t.Fatalf("negative stock accepted: %+v", it)
+			}
+		}
+	})
+}
+
+// FuzzInventoryRequests runs /check, /release and /confirm bodies through
+// the runtime's decoding and validation.
+func FuzzInventoryRequests(f *testing.F) {
+	f.Add("check", []byte(`{"productId":"product-1","quantity":2,"orderId":"order-1"}`))
+	f.Add("release", []byte(`{"productId":"product-1","orderId":"../x"}`))
+	f.Add("confirm", []byte(`{"orders":[{"orderId":"order-1","productId":"product-1"}]}`))
+	f.Add("check", []byte(`{"productId":"product-1","quantity":-2}`))
+	app := runtime.New(runtime.Options{})
+	var (
+		orderIDs []string
+		checks   []CheckRequest
+	)
+	runtime.Invoke(app, "POST /check", func(_ context.Context, in CheckRequest) (struct{}, error) {
+		checks = append(checks, in)
+		orderIDs = append(orderIDs, in.OrderID)
+		return struct{}{}, nil
+	})
+	runtime.Invoke(app, "POST /release", func(_ context.Context, in ReleaseRequest) (struct{}, error) {
+		orderIDs = append(orderIDs, in.OrderID)
+		return struct{}{}, nil
+	})
+	runtime.Invoke(app, "POST /confirm", func(_ context.Context, in ConfirmRequest) (struct{}, error) {
+		for _, c := range in.Orders {
+			orderIDs = append(orderIDs, c.OrderID)
+		}
+		return struct{}{}, nil
+	})
+	f.Fuzz(func(t *testing.T, route string, body []byte) {
+		orderIDs, checks = orderIDs[:0], checks[:0]
+		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: route, ContentType: "application/json", Body: body})
+		if r.Err != nil {
+			if s := runtime.Classify(r.Err).Status; s < 400 || s > 499 {
+				t.Fatalf("bad input must be a 4xx, got %d: %v", s, r.Err)
+			}
+			return
+		}
+		for _, c := range checks {
+			if c.Quantity < 1 || c.Quantity > MaxQuantity || c.ProductID == "" {
+				t.Fatalf("invalid check reached the function: %+v", c)
+			}
+		}
+		for _, id := range orderIDs {
+			if id != "" && !runtime.SafeID(id) {
+				t.Fatalf("unsafe order id reached the function: %q", id)
+			}
+		}
+	})
+}
