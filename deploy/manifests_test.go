@@ -175,7 +175,7 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 		for _, d := range readDocs(t, "../components/email-files/*.yaml") {
 			local[d.Metadata.Name] = d
 		}
-		want := []string{defaults["STATESTORE"], defaults["PUBSUB"], defaults["ORDERSTORE_BINDING"], defaults["EMAIL_BINDING"], defaults["RESTOCK_BINDING"], defaults["OUTBOX_SWEEP_BINDING"], defaults["HOLD_SWEEP_BINDING"]}
+		want := []string{defaults["STATESTORE"], defaults["PUBSUB"], defaults["ORDERSTORE_BINDING"], defaults["EMAIL_BINDING"], defaults["RESTOCK_BINDING"], defaults["OUTBOX_SWEEP_BINDING"], defaults["HOLD_SWEEP_BINDING"], defaults["NOTIFICATION_STATESTORE"]}
 		for _, name := range want {
 			k, ok := byKind["Component"][name]
 			require.True(t, ok, "component %s the code uses is in k8s/components.yaml", name)
@@ -243,4 +243,55 @@ func atoi(t *testing.T, s string) int {
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err, s)
 	return n
+}
+
+// TestNoSecretInlineInComponents: every credential-like metadata item of
+// every shipped component comes from a secret store (secretKeyRef), never a
+// value written into the YAML.
+func TestNoSecretInlineInComponents(t *testing.T) {
+	secretish := []string{"password", "connectionstring", "token", "secret", "key", "user"}
+	var files []string
+	for _, p := range []string{"../components/*/*.yaml", "k8s/components.yaml"} {
+		m, err := filepath.Glob(p)
+		require.NoError(t, err)
+		files = append(files, m...)
+	}
+	checked := 0
+	for _, d := range readDocs(t, "../components/*/*.yaml") {
+		checked += checkNoInlineSecret(t, d, secretish)
+	}
+	for _, d := range readDocs(t, "k8s/components.yaml") {
+		checked += checkNoInlineSecret(t, d, secretish)
+	}
+	assert.NotZero(t, checked, "credentials were found and checked in %d files", len(files))
+}
+
+func checkNoInlineSecret(t *testing.T, d doc, secretish []string) int {
+	t.Helper()
+	if d.Kind != "Component" {
+		return 0
+	}
+	spec := decodeSpec[struct {
+		Metadata []struct {
+			Name         string    `yaml:"name"`
+			Value        string    `yaml:"value"`
+			SecretKeyRef yaml.Node `yaml:"secretKeyRef"`
+		} `yaml:"metadata"`
+	}](t, d)
+	checked := 0
+	for _, m := range spec.Metadata {
+		name := strings.ToLower(m.Name)
+		if name == "secretsfile" || name == "keyprefix" || strings.HasPrefix(m.Value, "file:") { // a local SQLite file holds no credential
+			continue
+		}
+		for _, s := range secretish {
+			if strings.Contains(name, s) || strings.Contains(strings.ToLower(m.Value), "password=") {
+				checked++
+				assert.Empty(t, m.Value, "%s: metadata %s is written inline; use a secretKeyRef", d.Metadata.Name, m.Name)
+				assert.NotZero(t, m.SecretKeyRef.Kind, "%s: metadata %s must be a secretKeyRef", d.Metadata.Name, m.Name)
+				break
+			}
+		}
+	}
+	return checked
 }

@@ -122,7 +122,7 @@ func TestBadInputThroughRealDaprd(t *testing.T) {
 				continue
 			}
 			require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s: %s", id, b)
-			url := s.notification.daprd.URL("/v1.0/state/statestore/deadletter-" + id)
+			url := s.notification.daprd.URL("/v1.0/state/notification-state/deadletter-" + id)
 			assert.Eventually(t, func() bool { st, _ := get(t, url); return st == http.StatusOK }, 20*time.Second, 100*time.Millisecond, "%s is dead-lettered", id)
 		}
 	})

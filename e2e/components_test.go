@@ -5,20 +5,24 @@ import (
 	"strings"
 )
 
-// redisComponents returns a state store and pub/sub on the private redis.
+// redisComponents returns the state stores and pub/sub on the private redis.
 func redisComponents(redisAddr string) map[string]string {
-	return map[string]string{
-		"statestore.yaml": fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+	state := func(name string) string {
+		return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
-  name: statestore
+  name: %s
 spec:
   type: state.redis
   version: v1
   metadata:
   - name: redisHost
     value: %s
-`, redisAddr),
+`, name, redisAddr)
+	}
+	return map[string]string{
+		"statestore.yaml":         state("statestore"),
+		"notification-state.yaml": state("notification-state"),
 		"pubsub.yaml": fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:

@@ -311,7 +311,7 @@ func TestPoisonEventIsDeadLetteredOnce(t *testing.T) {
 	const id = "poison-1"
 	ce := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"test","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":"../../etc/passwd","customerEmail":"a@example.com"}}`, id)
 	postCloudEvent(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), ce)
-	url := s.notification.daprd.URL("/v1.0/state/statestore/" + "deadletter-" + id)
+	url := s.notification.daprd.URL("/v1.0/state/notification-state/deadletter-" + id)
 	require.Eventually(t, func() bool { st, _ := get(t, url); return st == http.StatusOK }, 20*time.Second, 100*time.Millisecond, "the dead-letter handler records the event")
 	_, rec := get(t, url)
 	assert.Contains(t, rec, "etc/passwd")

@@ -25,7 +25,7 @@ func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "components", name), []byte(doc), 0o644))
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "data"), 0o755))
-	httpPort := daprtest.FreePort(t)
+	httpPort, appPort := daprtest.FreePort(t), daprtest.FreePort(t)
 	run := fmt.Sprintf(`version: 1
 apps:
 - appID: %s
@@ -38,7 +38,7 @@ apps:
   command: [%q, "serve"]
   env:
     FUNCTIONS: order,inventory,notification
-`, appID, daprtest.FreePort(t), httpPort, daprtest.FreePort(t), daprtest.FreePort(t), shopBinary)
+`, appID, appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), shopBinary)
 	file := filepath.Join(dir, "dapr.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(run), 0o644))
 
@@ -77,6 +77,14 @@ apps:
 	}, 20*time.Second, 100*time.Millisecond, "the email file lands in the data dir")
 	_, err := os.Stat(filepath.Join(dir, "data", "orders", id+".json"))
 	require.NoError(t, err)
+
+	// The launcher gives each app and its daprd an APP_API_TOKEN: the app
+	// port answers nobody else.
+	direct, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/orders/%s", appPort, id))
+	assert.Equal(t, http.StatusUnauthorized, direct, "a call around the sidecar is refused: %s", body)
+	assert.Contains(t, body, `"code":"unauthorized"`)
+	health, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", appPort))
+	assert.Equal(t, http.StatusOK, health, "probes need no token")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

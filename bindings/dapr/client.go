@@ -83,6 +83,12 @@ func New(cfg Config) (*Client, error) {
 // Close closes the connection to the sidecar.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// WithStateStore returns a Client over the same connection whose state
+// calls go to the state component name. Closing either closes both.
+func (c *Client) WithStateStore(name string) *Client {
+	return &Client{sdk: c.sdk, conn: c.conn, store: name}
+}
+
 // outgoing bounds calls without a deadline, sends the API token and
 // forwards the trace context.
 func outgoing(timeout time.Duration, token string) grpc.UnaryClientInterceptor {

@@ -32,7 +32,8 @@ type Config struct {
 	SidecarTimeout  time.Duration `envconfig:"SIDECAR_TIMEOUT" default:"60s" desc:"how long to wait for the sidecar at start"`
 	ResourcesPath   string        `envconfig:"DAPR_RESOURCES_PATH" default:"components/" desc:"where the sidecar loads components from (named in start-up errors)"`
 
-	StateStore        string        `envconfig:"STATESTORE" default:"statestore" desc:"state store component"`
+	StateStore        string        `envconfig:"STATESTORE" default:"statestore" desc:"state store component of the order and inventory functions"`
+	NotificationStore string        `envconfig:"NOTIFICATION_STATESTORE" default:"notification-state" desc:"state store component of the notification function (sent and dead-letter records); scoped apart so notification cannot read orders or stock"`
 	Pubsub            string        `envconfig:"PUBSUB" default:"pubsub" desc:"pub/sub component"`
 	OrdersTopic       string        `envconfig:"ORDERS_TOPIC" default:"orders" desc:"topic of order events"`
 	DeadLetterTopic   string        `envconfig:"ORDERS_DEADLETTER_TOPIC" default:"orders-deadletter" desc:"dead-letter topic of the notification subscription"`

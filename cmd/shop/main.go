@@ -85,7 +85,7 @@ func serve(ctx context.Context) error {
 	defer sidecar.Close()
 
 	app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
-	wired, err := register(app, cfg, sidecarPorts(sidecar), log)
+	wired, err := register(app, cfg, sidecarPorts(sidecar, cfg.NotificationStore), log)
 	if err != nil {
 		return err
 	}
@@ -137,15 +137,16 @@ func (w wiring) close() {
 // ports are what the functions call out through; the real sidecar provides
 // all of them, the fake sidecar of runtimetest each from its own part.
 type ports struct {
-	state  bindings.StateStore
-	pub    bindings.Publisher
-	out    bindings.OutputBinding
-	invoke bindings.Invoker
-	comps  bindings.Components
+	state       bindings.StateStore // the order and inventory functions'
+	notifyState bindings.StateStore // the notification function's
+	pub         bindings.Publisher
+	out         bindings.OutputBinding
+	invoke      bindings.Invoker
+	comps       bindings.Components
 }
 
-func sidecarPorts(sc *dapr.Client) ports {
-	return ports{state: sc, pub: sc, out: sc, invoke: sc, comps: sc}
+func sidecarPorts(sc *dapr.Client, notificationStore string) ports {
+	return ports{state: sc, notifyState: sc.WithStateStore(notificationStore), pub: sc, out: sc, invoke: sc, comps: sc}
 }
 
 // register wires the selected functions to their triggers: every trigger of
@@ -213,13 +214,13 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 
 	if cfg.serves("notification") {
 		mailer := email.NewSender(p.out, cfg.EmailBinding, bindings.TypeOf(p.comps, "bindings", cfg.EmailBinding))
-		notify, err := notification.New(p.state, mailer, cfg.EmailFrom, log)
+		notify, err := notification.New(p.notifyState, mailer, cfg.EmailFrom, log)
 		if err != nil {
 			return w, err
 		}
 		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Route: cfg.NotificationRoute, DeadLetterTopic: cfg.DeadLetterTopic}, notify.Send)
 		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.DeadLetterTopic, Route: "/deadletter/" + cfg.OrdersTopic}, notify.DeadLetter)
-		app.Requires(state, runtime.Component{Kind: "bindings", Name: cfg.EmailBinding})
+		app.Requires(runtime.Component{Kind: "state", Name: cfg.NotificationStore}, runtime.Component{Kind: "bindings", Name: cfg.EmailBinding})
 		w.onReady = append(w.onReady, mailer.Check)
 	}
 	if err := app.Err(); err != nil {

@@ -25,6 +25,7 @@ import (
 
 var fakeComponents = memory.Components{
 	{Kind: "state", Name: "statestore", Type: "state.in-memory"},
+	{Kind: "state", Name: "notification-state", Type: "state.in-memory"},
 	{Kind: "pubsub", Name: "pubsub", Type: "pubsub.in-memory"},
 	{Kind: "bindings", Name: "orderstore", Type: "bindings.localstorage"},
 	{Kind: "bindings", Name: "email", Type: "bindings.localstorage"},
@@ -58,7 +59,7 @@ func newTestShop(t *testing.T, embedded bool, env map[string]string) *testShop {
 		require.NoError(t, err)
 		log := slog.New(slog.DiscardHandler)
 		app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
-		p := ports{state: s.sc.State, pub: s.sc.Pub, out: s.sc.Bindings, invoke: s.sc, comps: fakeComponents}
+		p := ports{state: s.sc.State, notifyState: s.sc.State, pub: s.sc.Pub, out: s.sc.Bindings, invoke: s.sc, comps: fakeComponents}
 		w, err := register(app, cfg, p, log)
 		require.NoError(t, err)
 		for _, f := range w.onReady {
@@ -390,7 +391,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	require.NoError(t, err)
 	app := runtime.New(runtime.Options{})
 	sc := runtimetest.New()
-	_, err = register(app, cfg, ports{state: sc.State, pub: sc.Pub, out: sc.Bindings, invoke: sc, comps: fakeComponents}, slog.New(slog.DiscardHandler))
+	_, err = register(app, cfg, ports{state: sc.State, notifyState: sc.State, pub: sc.Pub, out: sc.Bindings, invoke: sc, comps: fakeComponents}, slog.New(slog.DiscardHandler))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "NOTIFICATION_ROUTE")
 }

@@ -2,6 +2,8 @@ package launch
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -183,6 +185,32 @@ func (f *File) abs(p string) string {
 		return p
 	}
 	return filepath.Join(f.dir, p)
+}
+
+// tokens are the API tokens an app and its daprd share: APP_API_TOKEN (daprd
+// sends it on every call to the app, which rejects calls without it) from
+// the file or, when it sets none, a fresh random one per run, so only the
+// app's own sidecar can call the app; and DAPR_API_TOKEN when the file sets
+// one (daprd then requires it from every caller of its API, the seed's curl
+// lines too, so it is not on by default).
+func (f *File) tokens(a App) []string {
+	get := func(k string) string {
+		if v, ok := a.Env[k]; ok {
+			return v
+		}
+		return f.Common.Env[k]
+	}
+	appToken := get("APP_API_TOKEN")
+	if appToken == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		appToken = hex.EncodeToString(b[:])
+	}
+	out := []string{"APP_API_TOKEN=" + appToken}
+	if t := get("DAPR_API_TOKEN"); t != "" {
+		out = append(out, "DAPR_API_TOKEN="+t)
+	}
+	return out
 }
 
 // env is the app's environment: common, then the app's own, then what the

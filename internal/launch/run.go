@@ -62,7 +62,8 @@ func Run(ctx context.Context, f *File, o Options) error {
 		stop(sidecars, 10*time.Second)
 	}
 	for _, a := range f.Apps {
-		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a), os.Environ(), out, exited)
+		tokens := f.tokens(a)
+		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a), append(os.Environ(), tokens...), out, exited)
 		if err != nil {
 			stopAll()
 			return err
@@ -75,7 +76,7 @@ func Run(ctx context.Context, f *File, o Options) error {
 		if strings.Contains(name, "/") && !filepath.IsAbs(name) {
 			name = filepath.Join(f.abs(a.AppDirPath), name)
 		}
-		p, err := start(a.AppID, f.abs(a.AppDirPath), name, args, f.env(a), out, exited)
+		p, err := start(a.AppID, f.abs(a.AppDirPath), name, args, append(f.env(a), tokens...), out, exited)
 		if err != nil {
 			stopAll()
 			return err

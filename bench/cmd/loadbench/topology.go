@@ -73,7 +73,8 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		}
 	}
 	repl := map[string]string{"value: data/orders": "value: " + filepath.Join(data, "orders"), "value: data/emails": "value: " + filepath.Join(data, "emails"),
-		`value: "file:data/shop.db?`: `value: "file:` + filepath.Join(data, "shop.db") + `?`,
+		`value: "file:data/shop.db?`:         `value: "file:` + filepath.Join(data, "shop.db") + `?`,
+		`value: "file:data/notification.db?`: `value: "file:` + filepath.Join(data, "notification.db") + `?`,
 		// Saturation needs room for many events in flight.
 		`value: "100"`: `value: "1000"`}
 	var run strings.Builder
