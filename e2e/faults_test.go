@@ -282,6 +282,9 @@ func TestFaultRedisRestartedUnderLoad(t *testing.T) {
 		if a.status != http.StatusOK {
 			// ORDER_TIMEOUT is 3 s; daprd and the client add little.
 			assert.Less(t, a.took, 8*time.Second, "a failed order answers within its deadline: %d %s", a.status, a.body)
+			for _, internal := range []string{"rpc error", "dial tcp", "redis", "connection refused"} {
+				assert.NotContains(t, strings.ToLower(a.body), internal, "the answer shows no internal error text")
+			}
 		}
 	}
 }

@@ -138,3 +138,13 @@ func TestSweepLeavesRecordsStillBeingCommitted(t *testing.T) {
 	require.Len(t, pub.Published(), 1, "the sweep delivers the record once it is committed")
 	assert.Equal(t, "order-slow", pub.Published()[0].Event.ID)
 }
+
+func TestOrderIDsAreUnguessable(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := NewID()
+		require.Regexp(t, `^order-[0-9a-f]{32}$`, id, "order- and 128 random bits in hex")
+		require.False(t, seen[id], "ids never repeat")
+		seen[id] = true
+	}
+}
