@@ -43,6 +43,13 @@ func NewSender(out bindings.OutputBinding, name string, typeOf bindings.TypeReso
 	return &Sender{out: out, name: name, typeOf: typeOf, now: time.Now}
 }
 
+// Idempotent reports whether sending the same message twice has the effect
+// of sending it once: true for files (<ID>.eml is rewritten), false for SMTP.
+func (s *Sender) Idempotent(ctx context.Context) (bool, error) {
+	k, err := s.kind(ctx)
+	return k == Files, err
+}
+
 // Check resolves the binding's type and says whether it is supported.
 func (s *Sender) Check(ctx context.Context) error {
 	_, err := s.kind(ctx)

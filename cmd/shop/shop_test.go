@@ -29,6 +29,7 @@ var fakeComponents = memory.Components{
 	{Kind: "pubsub", Name: "pubsub", Type: "pubsub.in-memory"},
 	{Kind: "bindings", Name: "orderstore", Type: "bindings.localstorage"},
 	{Kind: "bindings", Name: "email", Type: "bindings.localstorage"},
+	{Kind: "bindings", Name: "email-smtp", Type: "bindings.smtp"},
 	{Kind: "bindings", Name: "restock", Type: "bindings.cron"},
 	{Kind: "bindings", Name: "outbox-sweep", Type: "bindings.cron"},
 	{Kind: "bindings", Name: "hold-sweep", Type: "bindings.cron"},
@@ -308,14 +309,35 @@ func TestPublishFailureIsDeliveredByTheSweep(t *testing.T) {
 }
 
 func TestRedeliveredEventSendsOneEmail(t *testing.T) {
-	s := newTestShop(t, false, nil)
-	id := orderID(t, s.order(t, seedOrder))
-	s.sc.Redeliver(context.Background(), "pubsub", "orders")
-	s.sc.Redeliver(context.Background(), "pubsub", "orders")
-	assert.Equal(t, 1, s.emails(id))
-	for _, d := range s.sc.Deliveries() {
-		assert.Equal(t, "SUCCESS", d.Status)
-	}
+	t.Run("files: the one file is rewritten, no state round trip", func(t *testing.T) {
+		s := newTestShop(t, false, nil)
+		id := orderID(t, s.order(t, seedOrder))
+		s.sc.Redeliver(context.Background(), "pubsub", "orders")
+		s.sc.Redeliver(context.Background(), "pubsub", "orders")
+		names := map[string]bool{}
+		for _, c := range s.sc.Bindings.Calls("email") {
+			names[c.Metadata["fileName"]] = true
+		}
+		assert.Equal(t, map[string]bool{id + ".eml": true}, names)
+		it, err := s.sc.State.Get(context.Background(), notification.SentKey(id))
+		require.NoError(t, err)
+		assert.False(t, it.Found, "files need no sent record")
+		for _, d := range s.sc.Deliveries() {
+			assert.Equal(t, "SUCCESS", d.Status)
+		}
+	})
+	t.Run("smtp: the sent record stops a second message", func(t *testing.T) {
+		s := newTestShop(t, false, map[string]string{"EMAIL_BINDING": "email-smtp"})
+		id := orderID(t, s.order(t, seedOrder))
+		s.sc.Redeliver(context.Background(), "pubsub", "orders")
+		s.sc.Redeliver(context.Background(), "pubsub", "orders")
+		calls := s.sc.Bindings.Calls("email-smtp")
+		require.Len(t, calls, 1, "one message for three deliveries")
+		assert.Contains(t, calls[0].Metadata["subject"], id)
+		for _, d := range s.sc.Deliveries() {
+			assert.Equal(t, "SUCCESS", d.Status)
+		}
+	})
 }
 
 func TestSeedPublishedAndHandPostedEventsAreNotified(t *testing.T) {

@@ -42,6 +42,15 @@ type Mailer interface {
 	Send(ctx context.Context, m email.Message) error
 }
 
+// IdempotentMailer is a Mailer that may say sending a message twice has the
+// effect of sending it once (email.Sender over files does). Then Send skips
+// the sent record: a redelivered event rewrites the same message, and the
+// notification needs no state round trip per order.
+type IdempotentMailer interface {
+	Mailer
+	Idempotent(ctx context.Context) (bool, error)
+}
+
 // Service is the notification function.
 type Service struct {
 	store bindings.StateStore
@@ -72,6 +81,15 @@ type sentRecord struct {
 // Send emails the confirmation of ev's order unless it was already sent.
 func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error {
 	o := ev.Data
+	if im, ok := s.mail.(IdempotentMailer); ok {
+		if idem, err := im.Idempotent(ctx); err == nil && idem {
+			if err := s.mail.Send(ctx, Render(o, s.from)); err != nil {
+				return runtime.RetryLater(err)
+			}
+			s.log.Info("order confirmation sent", "order", o.OrderID, "to", o.CustomerEmail)
+			return nil
+		}
+	}
 	key := SentKey(o.OrderID)
 	it, err := s.store.Get(ctx, key)
 	if err != nil {
