@@ -59,8 +59,8 @@ func TestBadInputThroughRealDaprd(t *testing.T) {
 		{"dots as order id", "GET", orders + "orders/..", "", "", 404, "no_route"},
 		{"an internal key as order id", "GET", orders + "orders/outbox-owners", "", "", 404, "order_not_found"},
 		{"inventory: negative quantity", "POST", inventory + "check", "application/json", `{"productId":"product-1","quantity":-5}`, 400, "invalid_quantity"},
-		{"inventory: release without order", "POST", inventory + "release", "application/json", `{"productId":"product-1","quantity":5}`, 400, "invalid_order_id"},
-		{"inventory: release with a traversal id", "POST", inventory + "release", "application/json", `{"orderId":"../x","productId":"product-1"}`, 400, "invalid_order_id"},
+		{"inventory: check with a traversal order id", "POST", inventory + "check", "application/json", `{"orderId":"../x","productId":"product-1","quantity":1}`, 400, "invalid_order_id"},
+		{"inventory: confirmation without order", "POST", inventory + "confirm", "application/json", `{"orders":[{"productId":"product-1"}]}`, 400, "invalid_order_id"},
 		{"inventory: empty confirmation", "POST", inventory + "confirm", "application/json", `{"orders":[]}`, 400, "invalid_confirmations"},
 		{"binding payload that is not JSON", "POST", orders + "outbox-sweep", "application/json", `{"x":`, 400, "invalid_json"},
 	}

@@ -40,13 +40,14 @@ func TestMain(m *testing.M) {
 
 // shopApp is one running shop process with its daprd.
 type shopApp struct {
-	appID string
-	daprd *daprtest.Daprd
-	env   []string
-	log   *daprtest.SyncBuffer
-	mu    sync.Mutex // guards cmd and exit across kill and restart
-	cmd   *exec.Cmd
-	exit  *exited
+	appID   string
+	appPort int
+	daprd   *daprtest.Daprd
+	env     []string
+	log     *daprtest.SyncBuffer
+	mu      sync.Mutex // guards cmd and exit across kill and restart
+	cmd     *exec.Cmd
+	exit    *exited
 }
 
 // exited is closed with the process's exit error once it is gone.
@@ -106,6 +107,7 @@ type shopOptions struct {
 	// the app-ids and the email and order directories.
 	components func(ids map[string]string, emailDir, orderDir string) map[string]string
 	daprdDir   string // daprd's working directory
+	appToken   string // APP_API_TOKEN for every app and its daprd
 }
 
 func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
@@ -131,13 +133,18 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 	protocols := map[string]string{"order": "http", "inventory": "grpc", "notification": "grpc"}
 	start := func(fn string) *shopApp {
 		appPort := daprtest.FreePort(t)
-		d := daprtest.Start(t, daprtest.Options{AppID: ids[fn], AppPort: appPort, AppProtocol: protocols[fn], Resources: resources, Dir: o.daprdDir})
+		var tokenEnv []string
+		if o.appToken != "" {
+			tokenEnv = []string{"APP_API_TOKEN=" + o.appToken}
+		}
+		d := daprtest.Start(t, daprtest.Options{AppID: ids[fn], AppPort: appPort, AppProtocol: protocols[fn], Resources: resources, Dir: o.daprdDir, Env: tokenEnv})
 		a := &shopApp{appID: ids[fn], daprd: d, log: &daprtest.SyncBuffer{}}
 		a.env = append(os.Environ(),
 			"FUNCTIONS="+fn, "APP_ID="+ids[fn], "APP_PORT="+strconv.Itoa(appPort), "APP_PROTOCOL="+protocols[fn],
 			"DAPR_GRPC_PORT="+strconv.Itoa(d.GRPCPort), "INVENTORY_APP_ID="+ids["inventory"], "ORDER_APP_ID="+ids["order"],
 			"ORDERS_TOPIC="+s.topic, "ORDERS_DEADLETTER_TOPIC="+s.topic+"-deadletter", "LOG_LEVEL=warn")
-		a.env = append(a.env, o.env...)
+		a.env = append(append(a.env, o.env...), tokenEnv...)
+		a.appPort = appPort
 		a.start(t)
 		t.Cleanup(func() {
 			a.stop(t)
@@ -306,6 +313,24 @@ func TestShopConcurrentOrdersOnRealDaprd(t *testing.T) {
 	for _, id := range ids {
 		assert.Equal(t, 1, mails[id], "exactly one email for %s", id)
 	}
+}
+
+// With APP_API_TOKEN on every app and its daprd, over both app protocols,
+// everything still flows (daprd 1.18.2 sends no token on the gRPC discovery
+// calls, which the runtime exempts) and the app ports refuse other callers.
+func TestShopWithAppTokensOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{appToken: "app-secret", restockSchedule: "@every 1s", env: []string{"RESTOCK_LEVEL=12"}})
+	status, body := s.placeOrder(t, `{"productId":"product-1","quantity":1,"customerEmail":"a@example.com"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	id := decodeOrderID(t, body)
+	require.Eventually(t, func() bool { return s.emails(t)[id] == 1 }, 20*time.Second, 100*time.Millisecond, "the gRPC notification app is subscribed and notified")
+	require.Eventually(t, func() bool { return s.stock(t, "product-1") == 12 }, 20*time.Second, 200*time.Millisecond, "the gRPC inventory app gets its cron binding")
+
+	direct, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/orders/%s", s.order.appPort, id))
+	require.NoError(t, err)
+	direct.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, direct.StatusCode, "a caller around the sidecar is refused")
 }
 
 func TestShopCronRestockOnRealDaprd(t *testing.T) {

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -23,23 +24,31 @@ func checkJSONText(body []byte) *Error {
 }
 
 // duplicateKey reports the first key that appears twice in one object of the
-// valid JSON text b.
+// valid JSON text b. It allocates nothing for bodies of ordinary shape: keys
+// are compared as spans of b (unescaped only when they hold a backslash).
 func duplicateKey(b []byte) (string, bool) {
+	type span struct{ from, to int } // a key's bytes between its quotes
 	type frame struct {
-		object bool
-		keys   []string
+		object   bool
+		firstKey int // index in keys of this object's first key
 	}
-	var stack []frame
-	expectKey := false
+	var (
+		frameBuf  [16]frame
+		keyBuf    [32]span
+		stack     = frameBuf[:0]
+		keys      = keyBuf[:0]
+		expectKey bool
+	)
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '{':
-			stack = append(stack, frame{object: true})
+			stack = append(stack, frame{object: true, firstKey: len(keys)})
 			expectKey = true
 		case '[':
-			stack = append(stack, frame{})
+			stack = append(stack, frame{firstKey: len(keys)})
 			expectKey = false
 		case '}', ']':
+			keys = keys[:stack[len(stack)-1].firstKey]
 			stack = stack[:len(stack)-1]
 			expectKey = false
 		case ',':
@@ -47,26 +56,41 @@ func duplicateKey(b []byte) (string, bool) {
 		case '"':
 			end := stringEnd(b, i)
 			if expectKey {
-				key := string(b[i+1 : end])
-				if strings.IndexByte(key, '\\') >= 0 {
-					var k string
-					if json.Unmarshal(b[i:end+1], &k) == nil {
-						key = k
+				k := span{i + 1, end}
+				for _, prev := range keys[stack[len(stack)-1].firstKey:] {
+					if sameKey(b, prev.from, prev.to, k.from, k.to) {
+						return unescapedKey(b, k.from, k.to), true
 					}
 				}
-				top := &stack[len(stack)-1]
-				for _, k := range top.keys {
-					if k == key {
-						return key, true
-					}
-				}
-				top.keys = append(top.keys, key)
+				keys = append(keys, k)
 				expectKey = false
 			}
 			i = end
 		}
 	}
 	return "", false
+}
+
+// sameKey compares two keys of b given as spans between their quotes.
+func sameKey(b []byte, f1, t1, f2, t2 int) bool {
+	k1, k2 := b[f1:t1], b[f2:t2]
+	if bytes.IndexByte(k1, '\\') < 0 && bytes.IndexByte(k2, '\\') < 0 {
+		return bytes.Equal(k1, k2)
+	}
+	return unescapedKey(b, f1, t1) == unescapedKey(b, f2, t2)
+}
+
+// unescapedKey returns the key between b[from-1] and b[to] as a string.
+func unescapedKey(b []byte, from, to int) string {
+	raw := b[from:to]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw)
+	}
+	var k string
+	if json.Unmarshal(b[from-1:to+1], &k) != nil {
+		return string(raw)
+	}
+	return k
 }
 
 // stringEnd returns the index of the quote closing the string that opens at
@@ -86,6 +110,9 @@ func stringEnd(b []byte, start int) int {
 // checkContentType accepts a JSON media type (application/json or any
 // +json) for a non-empty invocation body.
 func checkContentType(ct string) *Error {
+	if ct == "application/json" { // what daprd and most clients send
+		return nil
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct != "" && err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 		return nil

@@ -178,7 +178,6 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 			return w, err
 		}
 		runtime.Invoke(app, "POST /check", inv.Check)
-		runtime.Invoke(app, "POST /release", inv.Release)
 		runtime.Invoke(app, "POST /confirm", inv.Confirm)
 		runtime.Invoke(app, "GET /inventory", inv.List)
 		runtime.Binding(app, cfg.RestockBinding, inv.Restock)
@@ -236,11 +235,6 @@ type localStock struct{ inv *inventory.Service }
 func (l localStock) Take(ctx context.Context, orderID, productID string, qty int) (order.Availability, error) {
 	r, err := l.inv.Check(ctx, inventory.CheckRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
 	return order.Availability{Available: r.Available, ProductName: r.ProductName, Remaining: r.RemainingStock}, err
-}
-
-func (l localStock) Release(ctx context.Context, orderID, productID string) error {
-	_, err := l.inv.Release(ctx, inventory.ReleaseRequest{OrderID: orderID, ProductID: productID})
-	return err
 }
 
 func (l localStock) Confirm(ctx context.Context, taken []order.Taken) error {

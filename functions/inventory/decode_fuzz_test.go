@@ -27,11 +27,11 @@ func FuzzParseCatalog(f *testing.F) {
 	})
 }
 
-// FuzzInventoryRequests runs /check, /release and /confirm bodies through
+// FuzzInventoryRequests runs /check and /confirm bodies through
 // the runtime's decoding and validation.
 func FuzzInventoryRequests(f *testing.F) {
 	f.Add("check", []byte(`{"productId":"product-1","quantity":2,"orderId":"order-1"}`))
-	f.Add("release", []byte(`{"productId":"product-1","orderId":"../x"}`))
+	f.Add("confirm", []byte(`{"orders":[{"orderId":"../x","productId":"product-1"}]}`))
 	f.Add("confirm", []byte(`{"orders":[{"orderId":"order-1","productId":"product-1"}]}`))
 	f.Add("check", []byte(`{"productId":"product-1","quantity":-2}`))
 	app := runtime.New(runtime.Options{})
@@ -41,10 +41,6 @@ func FuzzInventoryRequests(f *testing.F) {
 	)
 	runtime.Invoke(app, "POST /check", func(_ context.Context, in CheckRequest) (struct{}, error) {
 		checks = append(checks, in)
-		orderIDs = append(orderIDs, in.OrderID)
-		return struct{}{}, nil
-	})
-	runtime.Invoke(app, "POST /release", func(_ context.Context, in ReleaseRequest) (struct{}, error) {
 		orderIDs = append(orderIDs, in.OrderID)
 		return struct{}{}, nil
 	})

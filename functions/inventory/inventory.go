@@ -21,8 +21,8 @@ type Product struct {
 	Name  string `json:"name"`
 	Stock int    `json:"stock"`
 	// Holds are keyed by order id. A hold is taken stock whose order may
-	// still fail: Confirm drops it, Release gives it back, and SweepHolds
-	// settles the ones left by an order-service that died.
+	// still fail: Confirm drops it once the order is stored, and SweepHolds
+	// settles the ones nobody confirmed by looking their order up.
 	Holds map[string]Hold `json:"holds,omitempty"`
 }
 
@@ -164,7 +164,7 @@ func Key(productID string) string { return "stock-" + productID }
 
 // CheckRequest is the body of POST /check: the seed's contract plus an
 // optional order id. With an order id the stock is held for that order until
-// it is confirmed or released, and asking again for the same order takes
+// it is confirmed or settled, and asking again for the same order takes
 // nothing twice.
 type CheckRequest struct {
 	ProductID string `json:"productId"`
@@ -172,7 +172,7 @@ type CheckRequest struct {
 	OrderID   string `json:"orderId,omitempty"`
 }
 
-// MaxQuantity is the largest quantity one check or release may move.
+// MaxQuantity is the largest quantity one check may take.
 const MaxQuantity = 1_000_000
 
 // Validate implements runtime.Validator.
@@ -246,52 +246,6 @@ func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, er
 	return out, err
 }
 
-// ReleaseRequest gives back the stock an order holds (compensation).
-type ReleaseRequest struct {
-	OrderID   string `json:"orderId"`
-	ProductID string `json:"productId"`
-	// Quantity is accepted for callers that send it; what is given back is
-	// what the order's hold took.
-	Quantity int `json:"quantity,omitempty"`
-}
-
-// Validate implements runtime.Validator.
-func (r ReleaseRequest) Validate() error {
-	if r.OrderID == "" {
-		return runtime.Invalid("invalid_order_id", "orderId is required: stock is held per order, so only an order's own hold can be released")
-	}
-	if err := validOrderID(r.OrderID); err != nil {
-		return err
-	}
-	if r.Quantity < 0 {
-		return runtime.Invalid("invalid_quantity", "quantity must not be negative")
-	}
-	return validProductID(r.ProductID)
-}
-
-// ReleaseResponse answers POST /release.
-type ReleaseResponse struct {
-	// Released is false when the order holds nothing: it never took stock,
-	// was confirmed, or was released before.
-	Released       bool `json:"released"`
-	RemainingStock int  `json:"remainingStock"`
-}
-
-// Release gives back the stock the order's hold took, once.
-func (s *Service) Release(ctx context.Context, in ReleaseRequest) (ReleaseResponse, error) {
-	var out ReleaseResponse
-	err := s.update(ctx, in.ProductID, func(p *Product) bool {
-		h, held := p.Holds[in.OrderID]
-		if held {
-			p.Stock += h.Quantity
-			delete(p.Holds, in.OrderID)
-		}
-		out = ReleaseResponse{Released: held, RemainingStock: p.Stock}
-		return held
-	})
-	return out, err
-}
-
 // ConfirmRequest is the body of POST /confirm: orders that were stored, so
 // their holds become final.
 type ConfirmRequest struct {
@@ -361,7 +315,7 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmRequest) (ConfirmRespon
 }
 
 // SweepHolds is a cron step: it settles holds older than HoldTTL, whose
-// order-service never confirmed or released them (it died, or lost its
+// order-service never confirmed (its commit failed, it died, or lost its
 // sidecar, between taking stock and answering). A hold whose order was
 // stored is confirmed; one whose order does not exist is given back. A hold
 // whose order cannot be looked up stays for the next run.

@@ -82,7 +82,7 @@ func stockOf(t *testing.T, svc *Service, product string) int {
 	return inv[product].Stock
 }
 
-func TestHoldIsTakenOncePerOrderAndReleasedOnce(t *testing.T) {
+func TestHoldIsTakenOncePerOrderAndConfirmedOnce(t *testing.T) {
 	ctx := context.Background()
 	svc, err := New(memory.NewStore(), Config{})
 	require.NoError(t, err)
@@ -92,32 +92,15 @@ func TestHoldIsTakenOncePerOrderAndReleasedOnce(t *testing.T) {
 		assert.True(t, r.Available)
 		assert.Equal(t, 6, r.RemainingStock, "checking again for the same order takes nothing more")
 	}
-	r, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-1", ProductID: "product-1"})
-	require.NoError(t, err)
-	assert.True(t, r.Released)
-	assert.Equal(t, 10, r.RemainingStock)
-	again, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-1", ProductID: "product-1"})
-	require.NoError(t, err)
-	assert.False(t, again.Released, "a retried release gives nothing back twice")
-	never, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-2", ProductID: "product-1"})
-	require.NoError(t, err)
-	assert.False(t, never.Released, "an order that took nothing gets nothing")
-	assert.Equal(t, 10, stockOf(t, svc, "product-1"))
-}
-
-func TestConfirmedHoldCannotBeReleased(t *testing.T) {
-	ctx := context.Background()
-	svc, err := New(memory.NewStore(), Config{})
-	require.NoError(t, err)
-	_, err = svc.Check(ctx, CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 3})
-	require.NoError(t, err)
 	c, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-1", "product-1"}, {"order-9", "product-2"}}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, c.Confirmed)
-	r, err := svc.Release(ctx, ReleaseRequest{OrderID: "order-1", ProductID: "product-1"})
+	again, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-1", "product-1"}}})
 	require.NoError(t, err)
-	assert.False(t, r.Released)
-	assert.Equal(t, 7, stockOf(t, svc, "product-1"))
+	assert.Zero(t, again.Confirmed, "a confirmed hold is gone")
+	r, err := svc.Check(ctx, CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
+	require.NoError(t, err)
+	assert.Equal(t, 2, r.RemainingStock, "a check after the confirmation is a new hold")
 }
 
 type lookup map[string]bool

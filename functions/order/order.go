@@ -52,17 +52,15 @@ type Availability struct {
 }
 
 // Stock is the inventory as the order function needs it. Stock taken for an
-// order is held until the order is confirmed or released; the inventory
-// settles holds nobody confirmed by looking the order up (see
-// inventory.Service.SweepHolds), so a crash between Take and the order's
-// commit leaks no stock.
+// order is held until the order is confirmed; the inventory settles holds
+// nobody confirmed by looking the order up (see inventory.Service.SweepHolds),
+// so neither a failed commit nor a crash between Take and the commit leaks
+// stock, and an order whose commit outcome is unknown is never oversold.
 type Stock interface {
 	// Take takes qty of the product for orderID if there is enough; taking
 	// again for the same order takes nothing more. An unknown product is an
 	// error that classifies as NotFound.
 	Take(ctx context.Context, orderID, productID string, qty int) (Availability, error)
-	// Release gives back what Take took for orderID, at most once.
-	Release(ctx context.Context, orderID, productID string) error
 	// Confirm makes the holds of stored orders final.
 	Confirm(ctx context.Context, taken []Taken) error
 }
@@ -298,24 +296,16 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		ops = append(ops, bindings.StateOp{Key: idemKey, Value: respJSON})
 	}
 	if err := s.outbox.Commit(ctx, o, ops); err != nil {
-		// Nothing was stored: give the stock back before answering.
-		s.compensate(o)
-		return CreateResponse{}, runtime.Unavailable(err, "storing the order failed, nothing was charged; try again")
+		// The transaction may still have landed (a deadline or a lost answer
+		// says nothing either way), so the stock stays held: the inventory's
+		// hold sweep confirms it if the order exists and gives it back if not,
+		// once no Create can still store it. The outbox delivers the event if
+		// the order exists.
+		s.log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
+		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
 	}
 	s.confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return resp, nil
-}
-
-// compensate releases o's stock with a fresh deadline: the request's may be
-// what failed.
-func (s *Service) compensate(o Order) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.stock.Release(ctx, o.ID, o.ProductID); err != nil {
-		s.log.Error("compensation failed: the inventory's hold sweep gives the stock back later", "order", o.ID, "product", o.ProductID, "quantity", o.Quantity, "error", err.Error())
-		return
-	}
-	s.log.Warn("order failed after taking stock; stock released", "order", o.ID, "product", o.ProductID, "quantity", o.Quantity)
 }
 
 // Exists tells whether the order id was stored (inventory.OrderLookup in

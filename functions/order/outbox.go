@@ -151,7 +151,9 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 	}
 	rec, _ := json.Marshal(pendingRecord{Order: o, At: time.Now().UTC()})
 	if err := ob.store.Transact(ctx, append(ops, bindings.StateOp{Key: key, Value: rec})); err != nil {
-		ob.forget(key)
+		// It may have landed all the same: the sweep reads the record after
+		// RetryAfter and delivers it if it exists, forgets it if not.
+		ob.committed(key)
 		return fmt.Errorf("commit order %s: %w", o.ID, err)
 	}
 	ob.committed(key)

@@ -55,7 +55,7 @@ func TestCommitDeliversAndDeletesTheRecord(t *testing.T) {
 
 func TestFailedTransactionLeavesNothing(t *testing.T) {
 	store, pub := memory.NewStore(), &memory.Publisher{}
-	ob := newTestOutbox(t, store, pub, OutboxConfig{})
+	ob := newTestOutbox(t, store, pub, OutboxConfig{RetryAfter: time.Millisecond})
 	store.FailNextTransact(errors.New("down"))
 	o := testOrder("order-2")
 	err := ob.Commit(context.Background(), o, []bindings.StateOp{{Key: o.ID, Value: []byte(`{}`)}})
@@ -63,7 +63,49 @@ func TestFailedTransactionLeavesNothing(t *testing.T) {
 	assert.Empty(t, pub.Published(), "no event without its order")
 	it, _ := store.Get(context.Background(), o.ID)
 	assert.False(t, it.Found)
-	assert.Equal(t, 0, ob.Pending())
+	assert.Equal(t, 1, ob.Pending(), "a failed transaction may have landed: the sweep looks")
+	time.Sleep(5 * time.Millisecond)
+	require.NoError(t, ob.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+	assert.Empty(t, pub.Published(), "it had not landed: nothing to deliver")
+	assert.Equal(t, 0, ob.Pending(), "and nothing left to look for")
+}
+
+// landedStore applies a transaction and then reports it failed, as a
+// deadline that expires on the way back does.
+type landedStore struct {
+	*memory.Store
+	failNext bool
+}
+
+func (l *landedStore) Transact(ctx context.Context, ops []bindings.StateOp) error {
+	err := l.Store.Transact(ctx, ops)
+	if l.failNext && err == nil {
+		l.failNext = false
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+func TestTransactionThatLandedDespiteItsErrorIsDelivered(t *testing.T) {
+	store, pub := &landedStore{Store: memory.NewStore()}, &memory.Publisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{RetryAfter: time.Millisecond})
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-1"), nil)) // registers the owner
+	store.failNext = true
+	o := testOrder("order-2")
+	require.Error(t, ob.Commit(context.Background(), o, []bindings.StateOp{{Key: o.ID, Value: []byte(`{}`)}}))
+	time.Sleep(5 * time.Millisecond)
+	require.NoError(t, ob.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+	var ids []string
+	for _, p := range pub.Published() {
+		ids = append(ids, p.Event.ID)
+	}
+	n := 0
+	for _, id := range ids {
+		if id == "order-2" {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n, "the order that landed gets its event once (order-1 may be redelivered before its batched delete): %v", ids)
 }
 
 func TestAnotherProcessAdoptsADeadOwnersEvents(t *testing.T) {

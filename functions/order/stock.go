@@ -11,7 +11,7 @@ import (
 )
 
 // InvokeStock is Stock over service invocation of the inventory app
-// (POST /check, /release and /confirm, the inventory's wire contract).
+// (POST /check and /confirm, the inventory's wire contract).
 type InvokeStock struct {
 	Invoker bindings.Invoker
 	AppID   string // e.g. "inventory-service"
@@ -41,13 +41,6 @@ func (s InvokeStock) Take(ctx context.Context, orderID, productID string, qty in
 		return Availability{}, fmt.Errorf("inventory %s answered %q: %w", s.AppID, out, err)
 	}
 	return Availability{Available: a.Available, ProductName: a.ProductName, Remaining: a.RemainingStock}, nil
-}
-
-// Release implements Stock.
-func (s InvokeStock) Release(ctx context.Context, orderID, productID string) error {
-	body, _ := json.Marshal(checkBody{OrderID: orderID, ProductID: productID})
-	_, err := s.Invoker.Invoke(ctx, s.AppID, "POST", "release", body)
-	return invokeError(err)
 }
 
 // Confirm implements Stock.

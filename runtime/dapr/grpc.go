@@ -23,7 +23,8 @@ import (
 
 // NewGRPCServer returns a gRPC server that serves app to daprd over the gRPC
 // app protocol (AppCallback and AppCallbackHealthCheck). appToken, when set,
-// must arrive as dapr-api-token metadata on every call.
+// must arrive as dapr-api-token metadata on every call but the health check
+// and the two discovery calls (see tokenExempt).
 func NewGRPCServer(app *runtime.App, appToken string, opts ...grpc.ServerOption) *grpc.Server {
 	if appToken != "" {
 		opts = append(opts, grpc.UnaryInterceptor(tokenInterceptor(appToken)))
@@ -35,10 +36,20 @@ func NewGRPCServer(app *runtime.App, appToken string, opts ...grpc.ServerOption)
 	return s
 }
 
+// tokenExempt are the calls that need no app token. daprd 1.18.2 sends none
+// on ListTopicSubscriptions and ListInputBindings (pkg/runtime/processor:
+// subscriber.go and binding/send.go call the app client without
+// AddAppTokenToContext), so requiring it there would leave a gRPC app with
+// APP_API_TOKEN without subscriptions and bindings. They only read what the
+// app declares, as GET /dapr/subscribe does; every delivery needs the token.
+var tokenExempt = []string{"/HealthCheck", "/ListTopicSubscriptions", "/ListInputBindings"}
+
 func tokenInterceptor(token string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		if strings.HasSuffix(info.FullMethod, "/HealthCheck") {
-			return next(ctx, req)
+		for _, m := range tokenExempt {
+			if strings.HasSuffix(info.FullMethod, m) {
+				return next(ctx, req)
+			}
 		}
 		md, _ := metadata.FromIncomingContext(ctx)
 		got := md.Get("dapr-api-token")
