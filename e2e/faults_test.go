@@ -221,61 +221,67 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func startFaultShop(t *testing.T, redisAddr string) *distributedShop {
+// faultUnderLoad starts the shop on redis, runs a stream of orders, lets
+// fault break and restore a part once 150 orders went through, and returns
+// the answers after 150 more; fault returns the span in which the order app
+// was down, if it took it down.
+func faultUnderLoad(t *testing.T, redis *daprtest.Redis, fault func(s *distributedShop) []window) (*distributedShop, []loadAnswer, []window) {
 	t.Helper()
-	return startShop(t, redisAddr, shopOptions{env: faultEnv})
+	s := startShop(t, redis.Addr, shopOptions{env: faultEnv})
+	load := startLoad(s, 8, 3000)
+	load.waitOrders(t, 150)
+	down := fault(s)
+	load.waitOrders(t, 150)
+	return s, load.finish(), down
+}
+
+// orderAppDown runs stop, waits a moment, runs start and returns the span.
+func orderAppDown(stop, start func()) []window {
+	w := window{from: time.Now()}
+	stop()
+	time.Sleep(500 * time.Millisecond)
+	start()
+	w.to = time.Now()
+	return []window{w}
 }
 
 func TestFaultNotificationAppKilledUnderLoad(t *testing.T) {
-	redis := daprtest.StartRedis(t)
-	s := startFaultShop(t, redis.Addr)
-	load := startLoad(s, 8, 3000)
-	load.waitOrders(t, 100)
-	s.notification.kill(t)
-	load.waitOrders(t, 150)
-	s.notification.restart(t)
-	load.waitOrders(t, 100)
-	r := audit(t, s, load.finish())
+	s, answers, _ := faultUnderLoad(t, daprtest.StartRedis(t), func(s *distributedShop) []window {
+		s.notification.kill(t)
+		time.Sleep(time.Second)
+		s.notification.restart(t)
+		return nil
+	})
+	r := audit(t, s, answers)
 	assert.Zero(t, r.failed, "the order path does not depend on the notification app")
 }
 
 func TestFaultOrderAppKilledUnderLoad(t *testing.T) {
-	redis := daprtest.StartRedis(t)
-	s := startFaultShop(t, redis.Addr)
-	load := startLoad(s, 8, 3000)
-	load.waitOrders(t, 150)
-	down := window{from: time.Now()}
-	s.order.kill(t)
-	time.Sleep(500 * time.Millisecond)
-	s.order.restart(t)
-	down.to = time.Now()
-	load.waitOrders(t, 150)
-	audit(t, s, load.finish(), down)
+	s, answers, down := faultUnderLoad(t, daprtest.StartRedis(t), func(s *distributedShop) []window {
+		return orderAppDown(func() { s.order.kill(t) }, func() { s.order.restart(t) })
+	})
+	audit(t, s, answers, down...)
 }
 
 func TestFaultOrderDaprdKilledUnderLoad(t *testing.T) {
-	redis := daprtest.StartRedis(t)
-	s := startFaultShop(t, redis.Addr)
-	load := startLoad(s, 8, 3000)
-	load.waitOrders(t, 150)
-	s.order.daprd.Kill()
-	time.Sleep(500 * time.Millisecond)
-	s.order.daprd.Restart(t)
-	s.order.daprd.WaitHealthy(t)
-	load.waitOrders(t, 150)
-	audit(t, s, load.finish())
+	s, answers, _ := faultUnderLoad(t, daprtest.StartRedis(t), func(s *distributedShop) []window {
+		s.order.daprd.Kill()
+		time.Sleep(500 * time.Millisecond)
+		s.order.daprd.Restart(t)
+		s.order.daprd.WaitHealthy(t)
+		return nil
+	})
+	audit(t, s, answers)
 }
 
 func TestFaultRedisRestartedUnderLoad(t *testing.T) {
 	redis := daprtest.StartDurableRedis(t)
-	s := startFaultShop(t, redis.Addr)
-	load := startLoad(s, 8, 3000)
-	load.waitOrders(t, 150)
-	redis.Kill()
-	time.Sleep(4 * time.Second) // longer than ORDER_TIMEOUT: orders in the outage fail
-	redis.Restart(t)
-	load.waitOrders(t, 150)
-	answers := load.finish()
+	s, answers, _ := faultUnderLoad(t, redis, func(*distributedShop) []window {
+		redis.Kill()
+		time.Sleep(4 * time.Second) // longer than ORDER_TIMEOUT: orders in the outage fail
+		redis.Restart(t)
+		return nil
+	})
 	r := audit(t, s, answers)
 	assert.NotZero(t, r.failed, "orders during the outage failed")
 	for _, a := range answers {
@@ -290,18 +296,14 @@ func TestFaultRedisRestartedUnderLoad(t *testing.T) {
 }
 
 func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
-	redis := daprtest.StartRedis(t)
-	s := startFaultShop(t, redis.Addr)
-	load := startLoad(s, 8, 3000)
-	load.waitOrders(t, 150)
-	down := window{from: time.Now()}
-	s.order.stop(t) // SIGTERM: drains in flight, exits 0 (asserted by stop)
-	log := s.order.log.String()
-	s.order.restart(t)
-	down.to = time.Now()
-	load.waitOrders(t, 100)
-	answers := load.finish()
-	audit(t, s, answers, down)
+	var log string
+	s, answers, down := faultUnderLoad(t, daprtest.StartRedis(t), func(s *distributedShop) []window {
+		return orderAppDown(func() {
+			s.order.stop(t) // SIGTERM: drains in flight, exits 0 (asserted by stop)
+			log = s.order.log.String()
+		}, func() { s.order.restart(t) })
+	})
+	audit(t, s, answers, down...)
 	for _, a := range answers {
 		assert.NotZero(t, a.status, "the sidecar stays up: every order gets an HTTP answer (%s)", a.body)
 	}

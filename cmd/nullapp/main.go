@@ -6,6 +6,10 @@
 //	ROLE=order         POST /orders: invoke inventory /check, save, publish
 //	ROLE=inventory     POST /check: always available
 //	ROLE=notification  subscribes to the orders topic and counts; GET /count
+//
+// With BINDINGS=true the order role also writes the order to the orderstore
+// output binding and the notification role the email to the email binding,
+// one create each, as the shop does.
 package main
 
 import (
@@ -38,6 +42,7 @@ type config struct {
 	DaprGRPCPort   int    `envconfig:"DAPR_GRPC_PORT" default:"50001"`
 	InventoryAppID string `envconfig:"INVENTORY_APP_ID" default:"inventory-service"`
 	Topic          string `envconfig:"ORDERS_TOPIC" default:"orders"`
+	Bindings       bool   `envconfig:"BINDINGS" default:"false"`
 }
 
 type orderIn struct {
@@ -91,6 +96,11 @@ func run(ctx context.Context) error {
 			if err := sc.Publish(ctx, "pubsub", cfg.Topic, ev); err != nil {
 				return orderOut{}, err
 			}
+			if cfg.Bindings {
+				if _, err := sc.InvokeBinding(ctx, "orderstore", "create", order, map[string]string{"fileName": id + ".json"}); err != nil {
+					return orderOut{}, err
+				}
+			}
 			return orderOut{OrderID: id, Status: "Order created successfully"}, nil
 		})
 	case "inventory":
@@ -98,7 +108,13 @@ func run(ctx context.Context) error {
 			return map[string]any{"available": true, "productName": "Laptop", "remainingStock": 1}, nil
 		})
 	case "notification":
-		runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: cfg.Topic, Route: "/orders"}, func(context.Context, runtime.Event[json.RawMessage]) error {
+		runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: cfg.Topic, Route: "/orders"}, func(ctx context.Context, ev runtime.Event[json.RawMessage]) error {
+			if cfg.Bindings {
+				eml := "To: customer@example.com\r\nSubject: Order confirmation " + ev.ID + "\r\n\r\n" + string(ev.Data)
+				if _, err := sc.InvokeBinding(ctx, "email", "create", []byte(eml), map[string]string{"fileName": ev.ID + ".eml"}); err != nil {
+					return runtime.RetryLater(err)
+				}
+			}
 			count.Add(1)
 			return nil
 		})

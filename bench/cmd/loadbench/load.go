@@ -92,7 +92,7 @@ func auditWord(a *Audit) string {
 
 func attack(ctx context.Context, o options, t *topology, label string, rate vegeta.Rate, dur time.Duration, opts []func(*vegeta.Attacker)) (*Result, error) {
 	r := &Result{Topology: t.name, Load: label, CPUPer1000: map[string]float64{}, PeakRSSMB: map[string]float64{}, StatusCodes: map[string]int{}}
-	shop := t.name != "floor"
+	shop := !isFloor(t.name)
 	stockBefore, err := stock(t)
 	if shop && err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func countEvents(t *topology) int {
 }
 
 func stock(t *topology) (int, error) {
-	if t.name == "floor" {
+	if isFloor(t.name) {
 		return 0, nil
 	}
 	resp, err := http.Get(t.invURL)

@@ -45,7 +45,7 @@ func main() {
 	flag.DurationVar(&o.fixedFor, "fixed-duration", 10*time.Second, "length of each fixed-rate run")
 	flag.IntVar(&o.rate, "rate", 200, "orders per second of the fixed-rate run")
 	flag.IntVar(&o.conns, "conns", 16, "connections of the saturation run")
-	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor", "topologies to load: distributed, embedded, floor")
+	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor,floor-bindings", "topologies to load: distributed, embedded, floor, floor-bindings")
 	flag.StringVar(&o.baseline, "baseline", "", "micro-benchmark output of an earlier run to compare with benchstat")
 	flag.BoolVar(&o.skipMicro, "skip-micro", false, "skip the micro-benchmarks")
 	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")

@@ -98,7 +98,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		app(a.id, a.app, a.http, a.grpc, a.protocol, []string{o.shop, "serve"}, map[string]string{
 			"FUNCTIONS": "order,inventory,notification", "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"})
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/inventory", a.http, a.id)
-	case "distributed", "floor":
+	case "distributed", "floor", "floor-bindings":
 		port, err := daprtest.PickPort()
 		if err != nil {
 			return nil, err
@@ -118,21 +118,21 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		for _, a := range seedApps {
 			env := map[string]string{"FUNCTIONS": a.fn, "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"}
 			cmd := []string{o.shop, "serve"}
-			if name == "floor" {
-				env = map[string]string{"ROLE": a.role}
+			if isFloor(name) {
+				env = map[string]string{"ROLE": a.role, "BINDINGS": strconv.FormatBool(name == "floor-bindings")}
 				cmd = []string{o.nullapp}
 			}
-			if a.health != 0 && name != "floor" {
+			if a.health != 0 && !isFloor(name) {
 				env["HEALTH_PORT"] = strconv.Itoa(a.health)
 			}
 			app(a.id, a.app, a.http, a.grpc, a.protocol, cmd, env)
 		}
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/inventory-service/method/inventory", seedApps[1].http)
-		if name == "floor" {
+		if isFloor(name) {
 			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
 		}
 	default:
-		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded or floor", name)
+		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded, floor or floor-bindings", name)
 	}
 	t.orderURL = "http://127.0.0.1:3500/v1.0/invoke/order-service/method/orders"
 	t.getURL = t.orderURL + "/"
