@@ -248,7 +248,9 @@ func orderAppDown(stop, start func()) []window {
 func TestFaultNotificationAppKilledUnderLoad(t *testing.T) {
 	s, answers, _ := faultUnderLoad(t, daprtest.StartRedis(t), func(s *distributedShop) []window {
 		s.notification.kill(t)
-		time.Sleep(time.Second)
+		// Longer than the delivery retries (10 x 200 ms): daprd dead-letters
+		// what it could not deliver, and the dead-letter handler sends it.
+		time.Sleep(3 * time.Second)
 		s.notification.restart(t)
 		return nil
 	})

@@ -376,6 +376,18 @@ func TestMalformedEventIsDeadLettered(t *testing.T) {
 	assert.Contains(t, string(it.Value), "customerEmail")
 }
 
+// daprd dead-letters events it could not deliver in time (the app was down),
+// valid ones too: those are sent after all.
+func TestValidEventOnTheDeadLetterTopicIsSent(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	ce := `{"specversion":"1.0","id":"order-late","source":"order-service","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":"order-late","customerEmail":"late@example.com","productId":"product-1","quantity":1}}`
+	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders-deadletter", []byte(ce))
+	assert.Equal(t, 1, s.emails("order-late"))
+	it, err := s.sc.State.Get(context.Background(), notification.DeadLetterKey("order-late"))
+	require.NoError(t, err)
+	assert.False(t, it.Found, "a valid order event is not an operator's problem")
+}
+
 func TestTransientEmailFailureIsRetried(t *testing.T) {
 	s := newTestShop(t, false, nil)
 	s.sc.Bindings.FailNext("email", errors.New("mail server down"))

@@ -129,8 +129,20 @@ Thank you for your order!
 // DeadLetterKey is the state key under which a dead-lettered event is kept.
 func DeadLetterKey(eventID string) string { return "deadletter-" + eventID }
 
-// DeadLetter records an event the orders topic dropped, for an operator.
+// DeadLetter handles what the orders topic dead-lettered. daprd dead-letters
+// an event not only when the handler dropped it as poison but also when it
+// could not deliver it within its retries (the app was down), so a valid
+// order event is sent after all (deduplicated as ever); anything else is
+// recorded for an operator.
 func (s *Service) DeadLetter(ctx context.Context, ev runtime.Event[[]byte]) error {
+	var o OrderEvent
+	if json.Unmarshal(ev.Data, &o) == nil && o.Validate() == nil {
+		if err := s.Send(ctx, runtime.Event[OrderEvent]{EventMeta: ev.EventMeta, Data: o}); err != nil {
+			return err
+		}
+		s.log.Warn("dead-lettered order event sent after all: the notification app was unreachable for longer than the delivery retries", "order", o.OrderID, "event", ev.ID)
+		return nil
+	}
 	rec, _ := json.Marshal(map[string]any{"id": ev.ID, "source": ev.Source, "type": ev.Type, "data": string(ev.Data), "at": time.Now().UTC()})
 	if err := s.store.Save(ctx, DeadLetterKey(ev.ID), rec, ""); err != nil && !errors.Is(err, bindings.ErrConflict) {
 		return runtime.RetryLater(err)
