@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -73,6 +74,40 @@ func TestReplicasNeverOversell(t *testing.T) {
 	inv, err := a.List(context.Background(), struct{}{})
 	require.NoError(t, err)
 	assert.Equal(t, 0, inv["product-1"].Stock)
+}
+
+func TestReplicasHoldExactlyWhatTheyTake(t *testing.T) {
+	ctx := context.Background()
+	store := &slowStore{Store: memory.NewStore()}
+	cfg := Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 30}}}
+	a, err := New(store, cfg)
+	require.NoError(t, err)
+	b, err := New(store, cfg)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var taken sync.Map
+	for i := range 80 {
+		wg.Go(func() {
+			svc := []*Service{a, b}[i%2]
+			id := fmt.Sprintf("order-%d", i)
+			for range 2 { // a retried check takes nothing more
+				r, err := svc.Check(ctx, CheckRequest{OrderID: id, ProductID: "product-1", Quantity: 1})
+				if assert.NoError(t, err) && r.Available {
+					taken.Store(id, true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var ids []string
+	taken.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	assert.Len(t, ids, 30, "exactly the stock is held across two replicas")
+	it, err := store.Get(ctx, Key("product-1"))
+	require.NoError(t, err)
+	var p Product
+	require.NoError(t, json.Unmarshal(it.Value, &p))
+	assert.Zero(t, p.Stock)
+	assert.ElementsMatch(t, ids, slices.Collect(maps.Keys(p.Holds)), "one hold per order that got stock")
 }
 
 func stockOf(t *testing.T, svc *Service, product string) int {
