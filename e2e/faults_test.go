@@ -34,7 +34,7 @@ var faultEnv = []string{
 	"ORDER_TIMEOUT=3s", "HOLD_TTL=5s", "OUTBOX_RETRY_AFTER=1s", "OUTBOX_STALE_AFTER=5s", "SHUTDOWN_TIMEOUT=10s",
 }
 
-// answer is one POST /orders of a load.
+// loadAnswer is one POST /orders of a load.
 type loadAnswer struct {
 	status int // 0: no HTTP answer (transport error)
 	body   string
@@ -114,7 +114,7 @@ func (l *orderLoad) waitOrders(t *testing.T, n int) {
 }
 
 type auditResult struct {
-	ok, failed, stored int
+	ok, failed, stored, emailed int
 }
 
 // window is a span of time in which the order app was down.
@@ -180,7 +180,7 @@ func audit(t *testing.T, s *distributedShop, answers []loadAnswer, appDown ...wi
 		if got, want := s.stock(t, "product-1"), faultStock-len(files); got != want {
 			problems = append(problems, fmt.Sprintf("stock is %d, want %d (start %d - %d stored orders)", got, want, faultStock, len(files)))
 		}
-		r.stored = len(files)
+		r.stored, r.emailed = len(files), len(emails)
 		return len(problems) == 0
 	}
 	if !assert.Eventually(t, settled, 90*time.Second, 500*time.Millisecond) {
@@ -195,7 +195,7 @@ func audit(t *testing.T, s *distributedShop, answers []loadAnswer, appDown ...wi
 			break
 		}
 	}
-	t.Logf("audit: %d answered 200, %d failed, %d stored, %d emailed, stock %d", r.ok, r.failed, r.stored, r.stored, faultStock-r.stored)
+	t.Logf("audit: %d answered 200, %d failed, %d stored, %d emailed, stock %d", r.ok, r.failed, r.stored, r.emailed, faultStock-r.stored)
 	return r
 }
 

@@ -6,8 +6,10 @@
 // publishes the order event and archives the order. The pending record is
 // this package's transactional outbox: if publishing or archiving fails, or
 // the process dies, a sweep (a cron input binding) finds the record and does
-// it again; consumers deduplicate by order id, which is the event's id. An
-// order that fails after its stock was taken gives the stock back.
+// it again; consumers deduplicate by order id, which is the event's id. The
+// stock an order takes is held under its id until the order is stored and
+// the hold confirmed (in batches); a hold nobody confirmed is settled by the
+// inventory, which looks the order up once no Create can still store it.
 //
 // Dapr's own outbox is not used: it delays every event by at least a second
 // and, over pubsub.in-memory, serialises orders at one per second (see
