@@ -156,9 +156,7 @@ type Service struct {
 	limit  time.Duration
 	keys   sync.Map // idempotency key -> *sync.Mutex, for requests in flight
 
-	confirms chan Taken
-	closed   chan struct{}
-	done     chan struct{}
+	confirms *batcher[Taken]
 }
 
 // New returns the order function; each Create is bounded by createTimeout
@@ -173,68 +171,22 @@ func New(store bindings.StateStore, stock Stock, outbox *Outbox, createTimeout t
 	if createTimeout <= 0 {
 		createTimeout = DefaultCreateTimeout
 	}
-	s := &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now, limit: createTimeout,
-		confirms: make(chan Taken, 4096), closed: make(chan struct{}), done: make(chan struct{})}
-	go s.batchConfirms(100 * time.Millisecond)
+	s := &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now, limit: createTimeout}
+	s.confirms = newBatcher(100*time.Millisecond, 500, s.confirmBatch)
 	return s, nil
 }
 
 // Close sends the confirmations still queued and stops the batcher.
-func (s *Service) Close() {
-	select {
-	case <-s.closed:
-	default:
-		close(s.closed)
-	}
-	<-s.done
-}
+func (s *Service) Close() { s.confirms.close() }
 
-// batchConfirms confirms stored orders' holds in batches: one call per
-// interval or per 500 orders. A lost batch costs nothing but time: the
-// inventory's hold sweep confirms those holds by looking the orders up.
-func (s *Service) batchConfirms(every time.Duration) {
-	defer close(s.done)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	var batch []Taken
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.stock.Confirm(ctx, batch); err != nil {
-			s.log.Warn("confirming stock holds failed; the inventory's hold sweep will settle them", "orders", len(batch), "error", err.Error())
-		}
-		cancel()
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case t := <-s.confirms:
-			batch = append(batch, t)
-			if len(batch) >= 500 {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		case <-s.closed:
-			for {
-				select {
-				case t := <-s.confirms:
-					batch = append(batch, t)
-				default:
-					flush()
-					return
-				}
-			}
-		}
-	}
-}
-
-func (s *Service) confirm(t Taken) {
-	select {
-	case s.confirms <- t:
-	case <-s.closed:
+// confirmBatch confirms stored orders' holds in one call (per 100 ms or 500
+// orders). A lost batch costs nothing but time: the inventory's hold sweep
+// confirms those holds by looking the orders up.
+func (s *Service) confirmBatch(batch []Taken) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.stock.Confirm(ctx, batch); err != nil {
+		s.log.Warn("confirming stock holds failed; the inventory's hold sweep will settle them", "orders", len(batch), "error", err.Error())
 	}
 }
 
@@ -304,7 +256,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		s.log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
 		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
 	}
-	s.confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
+	s.confirms.add(Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return resp, nil
 }
 

@@ -59,9 +59,7 @@ type Outbox struct {
 	reserved   int64
 	pending    map[string]pendingRef // marker key -> ref
 
-	deletes chan string
-	closed  chan struct{}
-	done    chan struct{}
+	deletes *batcher[string]
 }
 
 type pendingRef struct {
@@ -117,8 +115,8 @@ func NewOutbox(store bindings.StateStore, pub bindings.Publisher, archive Archiv
 		log = slog.New(slog.DiscardHandler)
 	}
 	ob := &Outbox{store: store, pub: pub, archive: archive, cfg: cfg, log: log, owner: newOwner(),
-		pending: map[string]pendingRef{}, deletes: make(chan string, 4096), closed: make(chan struct{}), done: make(chan struct{})}
-	go ob.batchDeletes()
+		pending: map[string]pendingRef{}}
+	ob.deletes = newBatcher(cfg.FlushEvery, 200, ob.deleteBatch)
 	return ob, nil
 }
 
@@ -161,7 +159,7 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 		ob.log.Warn("order committed, event delivery deferred to the outbox sweep", "order", o.ID, "error", err.Error())
 		return nil
 	}
-	ob.deleteLater(key)
+	ob.deletes.add(key)
 	return nil
 }
 
@@ -296,75 +294,29 @@ func (ob *Outbox) forget(key string) {
 	ob.mu.Unlock()
 }
 
-func (ob *Outbox) deleteLater(key string) {
-	select {
-	case ob.deletes <- key:
-	case <-ob.closed:
+// deleteBatch deletes delivered records in one transaction.
+func (ob *Outbox) deleteBatch(keys []string) {
+	ops := make([]bindings.StateOp, len(keys))
+	for i, k := range keys {
+		ops[i] = bindings.StateOp{Key: k, Delete: true}
 	}
-}
-
-// batchDeletes deletes delivered records in one transaction per batch.
-func (ob *Outbox) batchDeletes() {
-	defer close(ob.done)
-	tick := time.NewTicker(ob.cfg.FlushEvery)
-	defer tick.Stop()
-	var batch []string
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		ops := make([]bindings.StateOp, len(batch))
-		for i, k := range batch {
-			ops[i] = bindings.StateOp{Key: k, Delete: true}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := ob.store.Transact(ctx, ops)
-		cancel()
-		if err != nil {
-			// The records stay pending; the sweep finds them delivered
-			// (consumers deduplicate) and deletes them then.
-			ob.log.Warn("deleting delivered outbox records failed", "records", len(batch), "error", err.Error())
-		} else {
-			ob.mu.Lock()
-			for _, k := range batch {
-				delete(ob.pending, k)
-			}
-			ob.mu.Unlock()
-		}
-		batch = batch[:0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ob.store.Transact(ctx, ops); err != nil {
+		// The records stay pending; the sweep finds them delivered
+		// (consumers deduplicate) and deletes them then.
+		ob.log.Warn("deleting delivered outbox records failed", "records", len(keys), "error", err.Error())
+		return
 	}
-	for {
-		select {
-		case k := <-ob.deletes:
-			batch = append(batch, k)
-			if len(batch) >= 200 {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		case <-ob.closed:
-			for {
-				select {
-				case k := <-ob.deletes:
-					batch = append(batch, k)
-				default:
-					flush()
-					return
-				}
-			}
-		}
+	ob.mu.Lock()
+	for _, k := range keys {
+		delete(ob.pending, k)
 	}
+	ob.mu.Unlock()
 }
 
 // Close flushes pending deletes and stops the batcher.
-func (ob *Outbox) Close() {
-	select {
-	case <-ob.closed:
-	default:
-		close(ob.closed)
-	}
-	<-ob.done
-}
+func (ob *Outbox) Close() { ob.deletes.close() }
 
 // Sweep is the outbox's cron step: it re-delivers this process's records
 // older than RetryAfter, writes the heartbeat, and adopts the records of
