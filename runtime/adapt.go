@@ -41,15 +41,24 @@ func Invoke[In, Out any](app *App, pattern string, fn func(context.Context, In) 
 // outcome DROP.
 func Topic[T any](app *App, sub Subscription, fn func(context.Context, Event[T]) error) {
 	app.HandleTopic(sub, HandlerFunc(func(ctx context.Context, m *Message) Reply {
-		ev := Event[T]{EventMeta: *m.Event}
-		if err := decodeEventData(&ev.Data, m.Body); err != nil {
+		data, err := DecodeEventData[T](m.Body)
+		if err != nil {
 			return Reply{Err: err}
 		}
-		if err := validate(&ev.Data); err != nil {
-			return Reply{Err: err}
-		}
-		return Reply{Err: fn(ctx, ev)}
+		return Reply{Err: fn(ctx, Event[T]{EventMeta: *m.Event, Data: data})}
 	}))
+}
+
+// DecodeEventData decodes and validates event data into T exactly as Topic
+// does before calling its function, for handlers that receive data in
+// another form first (a dead-letter handler taking []byte). Its error
+// classifies as Drop.
+func DecodeEventData[T any](data []byte) (T, error) {
+	var v T
+	if err := decodeEventData(&v, data); err != nil {
+		return v, err
+	}
+	return v, validate(&v)
 }
 
 // Binding registers fn for the input binding name (the component's

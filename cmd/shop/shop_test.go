@@ -388,6 +388,23 @@ func TestValidEventOnTheDeadLetterTopicIsSent(t *testing.T) {
 	assert.False(t, it.Found, "a valid order event is not an operator's problem")
 }
 
+// A dead-lettered event is decoded as the orders topic decodes it: data
+// published as a JSON string holding the order (which the topic accepts) is
+// sent, and data the topic drops is recorded.
+func TestDeadLetterDecodesLikeTheOrdersTopic(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	text := `{"specversion":"1.0","id":"order-q","source":"curl","type":"x","datacontenttype":"application/json","data":"{\"orderId\":\"order-q\",\"customerEmail\":\"q@example.com\"}"}`
+	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders-deadletter", []byte(text))
+	assert.Equal(t, 1, s.emails("order-q"), "an order published as text is sent")
+
+	bad := `{"specversion":"1.0","id":"bad-q","source":"curl","type":"x","datacontenttype":"application/json","data":{"orderId":"../q","customerEmail":"q@example.com"}}`
+	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders-deadletter", []byte(bad))
+	assert.Len(t, s.sc.Bindings.Calls("email"), 1, "poison is not sent")
+	it, err := s.sc.State.Get(context.Background(), notification.DeadLetterKey("bad-q"))
+	require.NoError(t, err)
+	assert.True(t, it.Found, "poison is recorded for an operator")
+}
+
 func TestTransientEmailFailureIsRetried(t *testing.T) {
 	s := newTestShop(t, false, nil)
 	s.sc.Bindings.FailNext("email", errors.New("mail server down"))

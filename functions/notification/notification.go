@@ -135,8 +135,7 @@ func DeadLetterKey(eventID string) string { return "deadletter-" + eventID }
 // order event is sent after all (deduplicated as ever); anything else is
 // recorded for an operator.
 func (s *Service) DeadLetter(ctx context.Context, ev runtime.Event[[]byte]) error {
-	var o OrderEvent
-	if json.Unmarshal(ev.Data, &o) == nil && o.Validate() == nil {
+	if o, err := runtime.DecodeEventData[OrderEvent](ev.Data); err == nil { // the orders topic's own decoding
 		if err := s.Send(ctx, runtime.Event[OrderEvent]{EventMeta: ev.EventMeta, Data: o}); err != nil {
 			return err
 		}
