@@ -323,11 +323,7 @@ func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{
 	if s.orders == nil {
 		return nil
 	}
-	keys := make([]string, len(s.catalog))
-	for i, it := range s.catalog {
-		keys[i] = Key(it.ID)
-	}
-	items, err := s.store.BulkGet(ctx, keys)
+	items, err := s.readCatalog(ctx)
 	if err != nil {
 		return runtime.RetryLater(fmt.Errorf("read stock: %w", err))
 	}
@@ -382,6 +378,15 @@ func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{
 	return nil
 }
 
+// readCatalog reads every catalog product's stored record, in catalog order.
+func (s *Service) readCatalog(ctx context.Context) ([]bindings.StateItem, error) {
+	keys := make([]string, len(s.catalog))
+	for i, it := range s.catalog {
+		keys[i] = Key(it.ID)
+	}
+	return s.store.BulkGet(ctx, keys)
+}
+
 // Listed is one product of GET /inventory, in the seed's shape.
 type Listed struct {
 	Name  string `json:"name"`
@@ -393,11 +398,7 @@ type Inventory map[string]Listed
 
 // List returns every catalog product's current stock.
 func (s *Service) List(ctx context.Context, _ struct{}) (Inventory, error) {
-	keys := make([]string, len(s.catalog))
-	for i, it := range s.catalog {
-		keys[i] = Key(it.ID)
-	}
-	items, err := s.store.BulkGet(ctx, keys)
+	items, err := s.readCatalog(ctx)
 	if err != nil {
 		return nil, runtime.Unavailable(err, "reading stock failed, try again")
 	}
