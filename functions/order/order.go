@@ -263,8 +263,14 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 // Exists tells whether the order id was stored (inventory.OrderLookup in
 // the embedded mode).
 func (s *Service) Exists(ctx context.Context, id string) (bool, error) {
-	it, err := s.store.Get(ctx, id)
-	return err == nil && it.Found && strings.HasPrefix(id, "order-"), err
+	switch _, err := s.Get(ctx, GetRequest{ID: id}); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // Get returns a stored order.
