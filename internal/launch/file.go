@@ -52,6 +52,8 @@ type App struct {
 	LogLevel         string            `yaml:"logLevel"`
 	EnableAPILogging bool              `yaml:"enableApiLogging"`
 	MaxBodySize      string            `yaml:"maxBodySize"`
+	EnableProfiling  bool              `yaml:"enableProfiling"`
+	ProfilePort      int               `yaml:"profilePort"`
 }
 
 var (
@@ -150,6 +152,10 @@ func (f *File) check() error {
 		usePort(at+".daprGRPCPort", a.DaprGRPCPort)
 		usePort(at+".daprInternalGRPCPort", a.DaprInternalPort)
 		usePort(at+".metricsPort", a.MetricsPort)
+		usePort(at+".profilePort", a.ProfilePort)
+		if a.EnableProfiling && a.ProfilePort == 0 {
+			bad(at+".profilePort", "required with enableProfiling: daprd's default 7777 would collide between apps")
+		}
 		if len(f.resources(a)) == 0 {
 			bad(at+".resourcesPath", "no resources path for this app or in common")
 		}

@@ -49,6 +49,14 @@ func TestLoadValidFile(t *testing.T) {
 	assert.Contains(t, args, "--app-id order-service")
 	assert.Contains(t, args, "--resources-path "+filepath.Join(f.dir, "components"))
 	assert.Contains(t, args, "--enable-metrics=false", "no metrics port given: metrics off so daprds do not collide on 9090")
+	assert.NotContains(t, args, "--enable-profiling")
+}
+
+func TestProfilingFlags(t *testing.T) {
+	f, err := Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  enableProfiling: true\n  profilePort: 7701", 1)))
+	require.NoError(t, err)
+	args := strings.Join(f.daprdArgs(f.Apps[0]), " ")
+	assert.Contains(t, args, "--enable-profiling --profile-port 7701")
 }
 
 func TestLoadErrorsNameFileAndField(t *testing.T) {
@@ -61,6 +69,7 @@ func TestLoadErrorsNameFileAndField(t *testing.T) {
 		"port reuse":     {strings.Replace(valid, "daprGRPCPort: 50001", "daprGRPCPort: 3500", 1), "port 3500 already used"},
 		"protocol":       {strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  appProtocol: tcp", 1), "apps[0].appProtocol"},
 		"resources":      {strings.Replace(valid, "./components", "./nowhere", 1), "is not a directory"},
+		"profiling port": {strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  enableProfiling: true", 1), "apps[0].profilePort"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

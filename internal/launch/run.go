@@ -142,6 +142,12 @@ func (f *File) daprdArgs(a App) []string {
 	if a.EnableAPILogging {
 		args = append(args, "--enable-api-logging")
 	}
+	if a.EnableProfiling {
+		args = append(args, "--enable-profiling")
+		if a.ProfilePort != 0 {
+			args = append(args, "--profile-port", itoa(a.ProfilePort))
+		}
+	}
 	if a.MaxBodySize != "" {
 		args = append(args, "--max-body-size", a.MaxBodySize)
 	}

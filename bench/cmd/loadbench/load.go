@@ -104,6 +104,10 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 		Header: http.Header{"Content-Type": []string{"application/json"}}})
 	attacker := vegeta.NewAttacker(append(opts, vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))...)
 	var ids []string
+	var profiling sync.WaitGroup
+	if rate.Freq == 0 && len(t.profiles) > 0 {
+		profileAll(&profiling, o, t, dur)
+	}
 	start := time.Now()
 	var m vegeta.Metrics
 	for res := range attacker.Attack(targeter, rate, dur, label) {
@@ -122,6 +126,7 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	}
 	m.Close()
 	loadEnd := time.Now()
+	profiling.Wait()
 	r.Duration = loadEnd.Sub(start).Seconds()
 	r.Requests = m.Requests
 	r.Confirmed = len(ids)
@@ -170,6 +175,38 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 		r.Audit = audit(t, ids, eventsBefore, stockBefore, handled)
 	}
 	return r, nil
+}
+
+// profileAll fetches a CPU profile of every profiled process, covering a
+// load of length dur but its last 2 s, into <out>/<topology>-<process>.pprof.
+func profileAll(wg *sync.WaitGroup, o options, t *topology, dur time.Duration) {
+	secs := max(int((dur-2*time.Second)/time.Second), 1)
+	for name, url := range t.profiles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(o.out, t.name+"-"+strings.ReplaceAll(name, " ", "-")+".pprof")
+			if err := fetchTo(fmt.Sprintf("%s?seconds=%d", url, secs), file); err != nil {
+				fmt.Fprintf(os.Stderr, "  profile of %s: %v\n", name, err)
+			}
+		}()
+	}
+}
+
+func fetchTo(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

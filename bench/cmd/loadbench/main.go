@@ -35,6 +35,8 @@ type options struct {
 	nullapp    string
 	repo       string
 	drainAfter time.Duration
+	profile    bool
+	dataDir    string
 }
 
 func main() {
@@ -50,6 +52,8 @@ func main() {
 	flag.BoolVar(&o.skipMicro, "skip-micro", false, "skip the micro-benchmarks")
 	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")
 	flag.DurationVar(&o.drainAfter, "drain-timeout", 3*time.Minute, "how long to wait for the last email after the load")
+	flag.StringVar(&o.dataDir, "data-dir", "", "where each topology's files go (order and email files, run file, components); default /dev/shm when writable, else the temp dir")
+	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
 	flag.Parse()
 	o.scenarios = strings.Split(scen, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -78,6 +82,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.daprd, err = filepath.Abs(o.daprd); err != nil {
 		return err
+	}
+	if o.dataDir == "" {
+		o.dataDir = defaultDataDir()
 	}
 	rep := newReport(o)
 	if !o.skipMicro {
