@@ -19,11 +19,11 @@ import (
 // topology is a running set of apps and sidecars.
 type topology struct {
 	name     string
-	dir      string // temp dir: run file, components, data
-	orderURL string // POST /orders through the order-service sidecar
-	invURL   string // GET /inventory through the inventory sidecar
-	getURL   string // GET /orders/{id} prefix
-	countURL string // floor only: the null notification app's count
+	dir      string            // temp dir: run file, components, data
+	orderURL string            // POST /orders through the order-service sidecar
+	invURL   string            // GET /inventory through the inventory sidecar
+	getURL   string            // GET /orders/{id} prefix
+	countURL string            // floor only: the null notification app's count
 	profiles map[string]string // process name -> CPU profile URL (with -profile)
 	mu       sync.Mutex
 	pids     map[string]int
