@@ -36,6 +36,10 @@ type Result struct {
 	Latencies      []float64          `json:"-"`
 	Audit          *Audit             `json:"audit,omitempty"`
 	StatusCodes    map[string]int     `json:"statusCodes"`
+	Round          int                `json:"round"`
+	// Rounds holds every round's completed/s; set on the median round kept
+	// in the report.
+	Rounds []float64 `json:"completedPerSecondByRound,omitempty"`
 }
 
 // Audit is what the checks after a shop run found.

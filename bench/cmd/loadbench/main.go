@@ -37,6 +37,7 @@ type options struct {
 	drainAfter time.Duration
 	profile    bool
 	dataDir    string
+	rounds     int
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")
 	flag.DurationVar(&o.drainAfter, "drain-timeout", 3*time.Minute, "how long to wait for the last email after the load")
 	flag.StringVar(&o.dataDir, "data-dir", "", "where each topology's files go (order and email files, run file, components); default /dev/shm when writable, else the temp dir")
+	flag.IntVar(&o.rounds, "rounds", 3, "how many times each scenario is loaded, interleaved (a, b, a, b, ...) so drift hits every scenario alike; the report shows each figure's median round")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
 	flag.Parse()
 	o.scenarios = strings.Split(scen, ",")
@@ -94,19 +96,25 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	var failures []string
-	for _, name := range o.scenarios {
-		fmt.Printf("== load: %s\n", name)
-		res, err := loadScenario(ctx, o, name)
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w", name, err)
-		}
-		rep.Scenarios = append(rep.Scenarios, res...)
-		for _, r := range res {
-			if r.Audit != nil && !r.Audit.OK {
-				failures = append(failures, fmt.Sprintf("%s/%s: %s", r.Topology, r.Load, strings.Join(r.Audit.Problems, "; ")))
+	var runs []*Result
+	for round := 1; round <= max(o.rounds, 1); round++ {
+		for _, name := range o.scenarios {
+			fmt.Printf("== load: %s (round %d of %d)\n", name, round, max(o.rounds, 1))
+			res, err := loadScenario(ctx, o, name)
+			if err != nil {
+				return fmt.Errorf("scenario %s, round %d: %w", name, round, err)
 			}
+			for _, r := range res {
+				r.Round = round
+				if r.Audit != nil && !r.Audit.OK {
+					failures = append(failures, fmt.Sprintf("%s/%s round %d: %s", r.Topology, r.Load, round, strings.Join(r.Audit.Problems, "; ")))
+				}
+			}
+			runs = append(runs, res...)
 		}
 	}
+	rep.Scenarios = medianRounds(runs)
+	rep.floorRatios(runs)
 	if err := rep.write(o.out); err != nil {
 		return err
 	}

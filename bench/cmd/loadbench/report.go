@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -51,6 +53,9 @@ type FloorRatio struct {
 	ShopPerS   float64 `json:"shopCompletedPerSecond"`
 	P99Ratio   float64 `json:"p99RatioToFloor"`
 	FloorP99Ms float64 `json:"floorP99Ms"`
+	// PercentByRound is the shop's completed/s as a share of the floor's
+	// in the same round, for each round.
+	PercentByRound []float64 `json:"percentOfFloorByRound"`
 }
 
 func newReport(o options) *report {
@@ -73,12 +78,23 @@ func newReport(o options) *report {
 	return &report{Machine: m}
 }
 
-func (r *report) floorRatios() {
+// floorRatios compares each shop figure with its floor's: the median
+// rounds' figures, and the ratio within each round (runs of one round are
+// neighbours in time, so they share the machine's drift).
+func (r *report) floorRatios(runs []*Result) {
 	floor := map[[2]string]*Result{} // floor topology, load
 	for _, s := range r.Scenarios {
 		if isFloor(s.Topology) {
 			floor[[2]string{s.Topology, s.Load}] = s
 		}
+	}
+	type key struct {
+		topology, load string
+		round          int
+	}
+	byRound := map[key]*Result{}
+	for _, x := range runs {
+		byRound[key{x.Topology, x.Load, x.Round}] = x
 	}
 	r.Floor = nil
 	for _, name := range []string{"floor", "floor-bindings"} {
@@ -92,16 +108,52 @@ func (r *report) floorRatios() {
 			if f.P99 > 0 {
 				fr.P99Ratio = s.P99 / f.P99
 			}
+			for _, x := range runs {
+				if x.Topology != s.Topology || x.Load != s.Load {
+					continue
+				}
+				if fx := byRound[key{name, s.Load, x.Round}]; fx != nil && fx.CompletedPerS > 0 {
+					fr.PercentByRound = append(fr.PercentByRound, 100*x.CompletedPerS/fx.CompletedPerS)
+				}
+			}
 			r.Floor = append(r.Floor, fr)
 		}
 	}
+}
+
+// medianRounds keeps, for each topology and load, the round with the median
+// completed/s (the lower middle of an even count), recording every round's
+// figure in its Rounds; the order is that of first appearance.
+func medianRounds(runs []*Result) []*Result {
+	var order [][2]string
+	groups := map[[2]string][]*Result{}
+	for _, x := range runs {
+		k := [2]string{x.Topology, x.Load}
+		if _, seen := groups[k]; !seen {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], x)
+	}
+	out := make([]*Result, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		rounds := make([]float64, len(g))
+		for i, x := range g {
+			rounds[i] = x.CompletedPerS
+		}
+		sorted := slices.Clone(g)
+		slices.SortStableFunc(sorted, func(a, b *Result) int { return cmp.Compare(a.CompletedPerS, b.CompletedPerS) })
+		m := sorted[(len(sorted)-1)/2]
+		m.Rounds = rounds
+		out = append(out, m)
+	}
+	return out
 }
 
 // isFloor tells the null-app topologies from the shop's.
 func isFloor(topology string) bool { return strings.HasPrefix(topology, "floor") }
 
 func (r *report) write(dir string) error {
-	r.floorRatios()
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -129,19 +181,20 @@ func (r *report) markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("Load through the order-service sidecar (POST /orders on :3500). *Completed/s* counts orders whose email (floor: event) was handled, until the last one.\n\n")
-	b.WriteString("| topology | load | answered/s | completed/s | p50 ms | p90 ms | p99 ms | max ms | errors | app CPU / daprd CPU | audit |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("Load through the order-service sidecar (POST /orders on :3500). *Completed/s* counts orders whose email (floor: event) was handled, until the last one. " +
+		"Each scenario was loaded in every round, the scenarios interleaved; each row is the round with the median completed/s, and *rounds* lists every round's.\n\n")
+	b.WriteString("| topology | load | answered/s | completed/s | rounds | p50 ms | p90 ms | p99 ms | max ms | errors | app CPU / daprd CPU | audit |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range r.Scenarios {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %d | %.0f %% | %s |\n",
-			s.Topology, s.Load, s.AnsweredPerSec, s.CompletedPerS, s.P50, s.P90, s.P99, s.Max, s.Errors, 100*s.AppCPUShare, auditWord(s.Audit))
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %s | %.1f | %.1f | %.1f | %.1f | %d | %.0f %% | %s |\n",
+			s.Topology, s.Load, s.AnsweredPerSec, s.CompletedPerS, joinFloats(s.Rounds, "%.0f"), s.P50, s.P90, s.P99, s.Max, s.Errors, 100*s.AppCPUShare, auditWord(s.Audit))
 	}
 	if len(r.Floor) > 0 {
-		b.WriteString("\nAgainst the Dapr floor: null apps making the same Dapr calls over the same transports (*floor*: invoke, save, publish, subscribe; *floor-bindings*: the same plus the order-storage and email output binding writes the shop makes):\n\n| floor | topology | load | shop completed/s | floor completed/s | % of floor | p99 vs floor |\n|---|---|---|---:|---:|---:|---:|\n")
+		b.WriteString("\nAgainst the Dapr floor: null apps making the same Dapr calls over the same transports (*floor*: invoke, save, publish, subscribe; *floor-bindings*: the same plus the order-storage and email output binding writes the shop makes):\n\n| floor | topology | load | shop completed/s | floor completed/s | % of floor | % of floor in each round | p99 vs floor |\n|---|---|---|---:|---:|---:|---|---:|\n")
 		for _, f := range r.Floor {
-			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f %% | %.2fx |\n", f.Floor, f.Topology, f.Load, f.ShopPerS, f.FloorPerS, f.Percent, f.P99Ratio)
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f %% | %s | %.2fx |\n", f.Floor, f.Topology, f.Load, f.ShopPerS, f.FloorPerS, f.Percent, joinFloats(f.PercentByRound, "%.0f %%"), f.P99Ratio)
 		}
 	}
-	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation runs):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
+	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
 	for _, s := range r.Scenarios {
 		if !strings.HasPrefix(s.Load, "saturation") {
 			continue
@@ -156,6 +209,14 @@ func (r *report) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+func joinFloats(xs []float64, format string) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r *report) plot(path string) error {

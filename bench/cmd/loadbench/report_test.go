@@ -1,0 +1,44 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func runOf(topology string, round int, perS float64) *Result {
+	return &Result{Topology: topology, Load: "saturation (16 conns)", Round: round, CompletedPerS: perS}
+}
+
+func TestMedianRoundsKeepsTheMedianRunAndEveryRoundsFigure(t *testing.T) {
+	runs := []*Result{
+		runOf("distributed", 1, 500), runOf("floor", 1, 900),
+		runOf("distributed", 2, 700), runOf("floor", 2, 1000),
+		runOf("distributed", 3, 600), runOf("floor", 3, 800),
+	}
+	med := medianRounds(runs)
+	require.Len(t, med, 2)
+	assert.Equal(t, "distributed", med[0].Topology, "first appearance order")
+	assert.Equal(t, 3, med[0].Round)
+	assert.Equal(t, []float64{500, 700, 600}, med[0].Rounds, "rounds in run order")
+	assert.Equal(t, 1, med[1].Round, "floor's median is round 1 (900)")
+
+	even := medianRounds([]*Result{runOf("floor", 1, 900), runOf("floor", 2, 800)})
+	assert.Equal(t, 800.0, even[0].CompletedPerS, "the lower middle of an even count")
+}
+
+func TestFloorRatiosCompareMediansAndEachRound(t *testing.T) {
+	runs := []*Result{
+		runOf("distributed", 1, 500), runOf("floor", 1, 1000),
+		runOf("distributed", 2, 600), runOf("floor", 2, 750),
+		runOf("distributed", 3, 550), runOf("floor", 3, 800),
+	}
+	r := &report{Scenarios: medianRounds(runs)}
+	r.floorRatios(runs)
+	require.Len(t, r.Floor, 1, "no floor-bindings runs: one comparison")
+	f := r.Floor[0]
+	assert.Equal(t, "floor", f.Floor)
+	assert.InDelta(t, 100*550.0/800, f.Percent, 1e-9, "median against median")
+	assert.InDeltaSlice(t, []float64{50, 80, 68.75}, f.PercentByRound, 1e-9, "each round against its own floor")
+}
