@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,7 @@ type options struct {
 	profile    bool
 	dataDir    string
 	rounds     int
+	appEnv     map[string]string
 }
 
 func main() {
@@ -48,16 +50,27 @@ func main() {
 	flag.DurationVar(&o.fixedFor, "fixed-duration", 10*time.Second, "length of each fixed-rate run")
 	flag.IntVar(&o.rate, "rate", 200, "orders per second of the fixed-rate run")
 	flag.IntVar(&o.conns, "conns", 16, "connections of the saturation run")
-	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor,floor-bindings", "topologies to load: distributed, embedded, floor, floor-bindings")
+	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor,floor-bindings,seed", "topologies to load: distributed, embedded, floor, floor-bindings, seed")
 	flag.StringVar(&o.baseline, "baseline", "", "micro-benchmark output of an earlier run to compare with benchstat")
 	flag.BoolVar(&o.skipMicro, "skip-micro", false, "skip the micro-benchmarks")
 	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")
 	flag.DurationVar(&o.drainAfter, "drain-timeout", 3*time.Minute, "how long to wait for the last email after the load")
 	flag.StringVar(&o.dataDir, "data-dir", "", "where each topology's files go (order and email files, run file, components); default /dev/shm when writable, else the temp dir")
 	flag.IntVar(&o.rounds, "rounds", 3, "how many times each scenario is loaded, interleaved (a, b, a, b, ...) so drift hits every scenario alike; the report shows each figure's median round")
+	var appEnv string
+	flag.StringVar(&appEnv, "app-env", "", "extra environment of the shop's function apps, as KEY=VALUE,KEY=VALUE (e.g. GOGC=100 to compare GC settings)")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
 	flag.Parse()
 	o.scenarios = strings.Split(scen, ",")
+	o.appEnv = map[string]string{}
+	for kv := range strings.SplitSeq(appEnv, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			o.appEnv[k] = v
+		} else if kv != "" {
+			fmt.Fprintf(os.Stderr, "loadbench: -app-env %q: want KEY=VALUE\n", kv)
+			os.Exit(2)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
@@ -88,6 +101,11 @@ func run(ctx context.Context, o options) error {
 	if o.dataDir == "" {
 		o.dataDir = defaultDataDir()
 	}
+	if slices.Contains(o.scenarios, "seed") {
+		if err := installSeed(o); err != nil {
+			return err
+		}
+	}
 	rep := newReport(o)
 	if !o.skipMicro {
 		fmt.Println("== micro-benchmarks: runtime dispatch vs bare go-sdk handlers")
@@ -114,7 +132,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	rep.Scenarios = medianRounds(runs)
-	rep.floorRatios(runs)
+	rep.compare(runs)
 	if err := rep.write(o.out); err != nil {
 		return err
 	}

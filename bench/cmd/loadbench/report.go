@@ -40,22 +40,23 @@ type report struct {
 	Machine   Machine       `json:"machine"`
 	Micro     []MicroResult `json:"micro,omitempty"`
 	Scenarios []*Result     `json:"scenarios"`
-	Floor     []FloorRatio  `json:"floor,omitempty"`
+	Compared  []Comparison  `json:"compared,omitempty"`
 }
 
-// FloorRatio is the shop's throughput as a share of the floor's.
-type FloorRatio struct {
-	Floor      string  `json:"floor"` // "floor", or "floor-bindings" (the same plus the two output binding writes)
-	Topology   string  `json:"topology"`
-	Load       string  `json:"load"`
-	Percent    float64 `json:"percentOfFloor"`
-	FloorPerS  float64 `json:"floorCompletedPerSecond"`
-	ShopPerS   float64 `json:"shopCompletedPerSecond"`
-	P99Ratio   float64 `json:"p99RatioToFloor"`
-	FloorP99Ms float64 `json:"floorP99Ms"`
-	// PercentByRound is the shop's completed/s as a share of the floor's
-	// in the same round, for each round.
-	PercentByRound []float64 `json:"percentOfFloorByRound"`
+// Comparison is a shop figure against a baseline's: a floor (null apps
+// making the same Dapr calls) or the seed.
+type Comparison struct {
+	Baseline      string  `json:"baseline"` // "floor", "floor-bindings" (the same plus the two output binding writes) or "seed"
+	Topology      string  `json:"topology"`
+	Load          string  `json:"load"`
+	ShopPerS      float64 `json:"shopCompletedPerSecond"`
+	BaselinePerS  float64 `json:"baselinePerSecond"` // a floor's completed/s; the seed's answered/s (it completes none)
+	Percent       float64 `json:"percentOfBaseline"`
+	P99Ratio      float64 `json:"p99RatioToBaseline"`
+	BaselineP99Ms float64 `json:"baselineP99Ms"`
+	// PercentByRound is the shop's figure as a share of the baseline's in
+	// the same round, for each round.
+	PercentByRound []float64 `json:"percentOfBaselineByRound"`
 }
 
 func newReport(o options) *report {
@@ -78,14 +79,23 @@ func newReport(o options) *report {
 	return &report{Machine: m}
 }
 
-// floorRatios compares each shop figure with its floor's: the median
-// rounds' figures, and the ratio within each round (runs of one round are
-// neighbours in time, so they share the machine's drift).
-func (r *report) floorRatios(runs []*Result) {
-	floor := map[[2]string]*Result{} // floor topology, load
+// throughput is what a run is ranked and compared by: completed/s, or for
+// the seed, which completes no order (it sends no notification), answered/s.
+func (r *Result) throughput() float64 {
+	if r.Topology == "seed" {
+		return r.AnsweredPerSec
+	}
+	return r.CompletedPerS
+}
+
+// compare sets r.Compared: each shop figure against each baseline's, the
+// median rounds' figures and the ratio within each round (runs of one round
+// are neighbours in time, so they share the machine's drift).
+func (r *report) compare(runs []*Result) {
+	base := map[[2]string]*Result{} // baseline topology, load
 	for _, s := range r.Scenarios {
-		if isFloor(s.Topology) {
-			floor[[2]string{s.Topology, s.Load}] = s
+		if !isShop(s.Topology) {
+			base[[2]string{s.Topology, s.Load}] = s
 		}
 	}
 	type key struct {
@@ -96,34 +106,34 @@ func (r *report) floorRatios(runs []*Result) {
 	for _, x := range runs {
 		byRound[key{x.Topology, x.Load, x.Round}] = x
 	}
-	r.Floor = nil
-	for _, name := range []string{"floor", "floor-bindings"} {
+	r.Compared = nil
+	for _, name := range []string{"floor", "floor-bindings", "seed"} {
 		for _, s := range r.Scenarios {
-			f, ok := floor[[2]string{name, s.Load}]
-			if isFloor(s.Topology) || !ok || f.CompletedPerS == 0 {
+			f, ok := base[[2]string{name, s.Load}]
+			if !isShop(s.Topology) || !ok || f.throughput() == 0 {
 				continue
 			}
-			fr := FloorRatio{Floor: name, Topology: s.Topology, Load: s.Load, Percent: 100 * s.CompletedPerS / f.CompletedPerS,
-				FloorPerS: f.CompletedPerS, ShopPerS: s.CompletedPerS, FloorP99Ms: f.P99}
+			c := Comparison{Baseline: name, Topology: s.Topology, Load: s.Load, Percent: 100 * s.CompletedPerS / f.throughput(),
+				BaselinePerS: f.throughput(), ShopPerS: s.CompletedPerS, BaselineP99Ms: f.P99}
 			if f.P99 > 0 {
-				fr.P99Ratio = s.P99 / f.P99
+				c.P99Ratio = s.P99 / f.P99
 			}
 			for _, x := range runs {
 				if x.Topology != s.Topology || x.Load != s.Load {
 					continue
 				}
-				if fx := byRound[key{name, s.Load, x.Round}]; fx != nil && fx.CompletedPerS > 0 {
-					fr.PercentByRound = append(fr.PercentByRound, 100*x.CompletedPerS/fx.CompletedPerS)
+				if fx := byRound[key{name, s.Load, x.Round}]; fx != nil && fx.throughput() > 0 {
+					c.PercentByRound = append(c.PercentByRound, 100*x.CompletedPerS/fx.throughput())
 				}
 			}
-			r.Floor = append(r.Floor, fr)
+			r.Compared = append(r.Compared, c)
 		}
 	}
 }
 
 // medianRounds keeps, for each topology and load, the round with the median
-// completed/s (the lower middle of an even count), recording every round's
-// figure in its Rounds; the order is that of first appearance.
+// throughput (the lower middle of an even count), recording every round's
+// in its Rounds; the order is that of first appearance.
 func medianRounds(runs []*Result) []*Result {
 	var order [][2]string
 	groups := map[[2]string][]*Result{}
@@ -139,16 +149,19 @@ func medianRounds(runs []*Result) []*Result {
 		g := groups[k]
 		rounds := make([]float64, len(g))
 		for i, x := range g {
-			rounds[i] = x.CompletedPerS
+			rounds[i] = x.throughput()
 		}
 		sorted := slices.Clone(g)
-		slices.SortStableFunc(sorted, func(a, b *Result) int { return cmp.Compare(a.CompletedPerS, b.CompletedPerS) })
+		slices.SortStableFunc(sorted, func(a, b *Result) int { return cmp.Compare(a.throughput(), b.throughput()) })
 		m := sorted[(len(sorted)-1)/2]
 		m.Rounds = rounds
 		out = append(out, m)
 	}
 	return out
 }
+
+// isShop tells the shop's topologies from the floors and the seed.
+func isShop(topology string) bool { return topology == "distributed" || topology == "embedded" }
 
 // isFloor tells the null-app topologies from the shop's.
 func isFloor(topology string) bool { return strings.HasPrefix(topology, "floor") }
@@ -186,12 +199,32 @@ func (r *report) markdown() string {
 	b.WriteString("| topology | load | answered/s | completed/s | rounds | p50 ms | p90 ms | p99 ms | max ms | errors | app CPU / daprd CPU | audit |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range r.Scenarios {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %s | %.1f | %.1f | %.1f | %.1f | %d | %.0f %% | %s |\n",
-			s.Topology, s.Load, s.AnsweredPerSec, s.CompletedPerS, joinFloats(s.Rounds, "%.0f"), s.P50, s.P90, s.P99, s.Max, s.Errors, 100*s.AppCPUShare, auditWord(s.Audit))
+			s.Topology, s.Load, s.AnsweredPerSec, s.CompletedPerS, joinFloats(s.Rounds, "%.0f"), s.P50, s.P90, s.P99, s.Max, s.Errors, 100*s.AppCPUShare, auditWord(s))
 	}
-	if len(r.Floor) > 0 {
+	var floors, seed []Comparison
+	for _, c := range r.Compared {
+		if c.Baseline == "seed" {
+			seed = append(seed, c)
+		} else {
+			floors = append(floors, c)
+		}
+	}
+	if len(floors) > 0 {
 		b.WriteString("\nAgainst the Dapr floor: null apps making the same Dapr calls over the same transports (*floor*: invoke, save, publish, subscribe; *floor-bindings*: the same plus the order-storage and email output binding writes the shop makes):\n\n| floor | topology | load | shop completed/s | floor completed/s | % of floor | % of floor in each round | p99 vs floor |\n|---|---|---|---:|---:|---:|---|---:|\n")
-		for _, f := range r.Floor {
-			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f %% | %s | %.2fx |\n", f.Floor, f.Topology, f.Load, f.ShopPerS, f.FloorPerS, f.Percent, joinFloats(f.PercentByRound, "%.0f %%"), f.P99Ratio)
+		for _, f := range floors {
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f %% | %s | %.2fx |\n", f.Baseline, f.Topology, f.Load, f.ShopPerS, f.BaselinePerS, f.Percent, joinFloats(f.PercentByRound, "%.0f %%"), f.P99Ratio)
+		}
+	}
+	if len(seed) > 0 {
+		b.WriteString("\nAgainst the seed (its three Node.js services, run the same way in the same rounds): the shop's completed/s against the seed's answered/s, since the seed completes none (its notification service cannot read a CloudEvent)")
+		for _, s := range r.Scenarios {
+			if s.Topology == "seed" && s.Confirmed > 0 {
+				fmt.Fprintf(&b, "; at %s its %d answers 200 carried %d different order ids, so %.0f %% of them overwrote another order", s.Load, s.Confirmed, s.DistinctIDs, 100*float64(s.Confirmed-s.DistinctIDs)/float64(s.Confirmed))
+			}
+		}
+		b.WriteString(":\n\n| topology | load | shop completed/s | seed answered/s | x seed | x seed in each round | p99 vs seed |\n|---|---|---:|---:|---:|---|---:|\n")
+		for _, c := range seed {
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.2fx | %s | %.2fx |\n", c.Topology, c.Load, c.ShopPerS, c.BaselinePerS, c.Percent/100, joinFloats(scale(c.PercentByRound, 0.01), "%.2fx"), c.P99Ratio)
 		}
 	}
 	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
@@ -209,6 +242,14 @@ func (r *report) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+func scale(xs []float64, by float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = x * by
+	}
+	return out
 }
 
 func joinFloats(xs []float64, format string) string {

@@ -28,17 +28,30 @@ func TestMedianRoundsKeepsTheMedianRunAndEveryRoundsFigure(t *testing.T) {
 	assert.Equal(t, 800.0, even[0].CompletedPerS, "the lower middle of an even count")
 }
 
-func TestFloorRatiosCompareMediansAndEachRound(t *testing.T) {
+func TestCompareMediansAndEachRound(t *testing.T) {
 	runs := []*Result{
 		runOf("distributed", 1, 500), runOf("floor", 1, 1000),
 		runOf("distributed", 2, 600), runOf("floor", 2, 750),
 		runOf("distributed", 3, 550), runOf("floor", 3, 800),
 	}
 	r := &report{Scenarios: medianRounds(runs)}
-	r.floorRatios(runs)
-	require.Len(t, r.Floor, 1, "no floor-bindings runs: one comparison")
-	f := r.Floor[0]
-	assert.Equal(t, "floor", f.Floor)
+	r.compare(runs)
+	require.Len(t, r.Compared, 1, "no floor-bindings or seed runs: one comparison")
+	f := r.Compared[0]
+	assert.Equal(t, "floor", f.Baseline)
 	assert.InDelta(t, 100*550.0/800, f.Percent, 1e-9, "median against median")
 	assert.InDeltaSlice(t, []float64{50, 80, 68.75}, f.PercentByRound, 1e-9, "each round against its own floor")
+}
+
+func TestTheSeedIsComparedByItsAnswers(t *testing.T) {
+	seed := runOf("seed", 1, 0)
+	seed.AnsweredPerSec = 400
+	shop := runOf("distributed", 1, 600)
+	runs := []*Result{shop, seed}
+	r := &report{Scenarios: medianRounds(runs)}
+	r.compare(runs)
+	require.Len(t, r.Compared, 1)
+	assert.Equal(t, "seed", r.Compared[0].Baseline)
+	assert.InDelta(t, 150, r.Compared[0].Percent, 1e-9, "the seed completes nothing: its answered/s is the baseline")
+	assert.Equal(t, []float64{400}, r.Scenarios[1].Rounds)
 }

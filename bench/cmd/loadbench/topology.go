@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -94,6 +95,11 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			}
 		}
 		run.WriteString("  env:\n")
+		if command[0] == o.shop {
+			for k, v := range o.appEnv {
+				env[k] = v
+			}
+		}
 		for k, v := range env {
 			fmt.Fprintf(&run, "    %s: %q\n", k, v)
 		}
@@ -143,8 +149,27 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		if isFloor(name) {
 			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
 		}
+	case "seed":
+		port, err := daprtest.PickPort()
+		if err != nil {
+			return nil, err
+		}
+		addr, stop, err := daprtest.RunRedis(port, dir)
+		if err != nil {
+			return nil, err
+		}
+		stopRedis = stop
+		if err := writeSeed(o, dir, addr); err != nil {
+			stopRedis()
+			return nil, err
+		}
+		for _, a := range seedApps {
+			modules := filepath.Join(o.repo, "bench", "seed", a.id, "node_modules")
+			app(a.id, a.app, a.http, a.grpc, "http", []string{"node", filepath.Join(dir, a.id, "app.js")}, map[string]string{"NODE_PATH": modules})
+		}
+		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/inventory-service/method/inventory", seedApps[1].http)
 	default:
-		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded, floor or floor-bindings", name)
+		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded, floor, floor-bindings or seed", name)
 	}
 	t.orderURL = "http://127.0.0.1:3500/v1.0/invoke/order-service/method/orders"
 	t.getURL = t.orderURL + "/"
@@ -192,6 +217,74 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	}
 	time.Sleep(2 * time.Second) // let readiness checks and subscriptions settle
 	return t, nil
+}
+
+// seedComponent is the seed's statestore.yaml and pubsub.yaml, as its
+// tutorial gives them, with the benchmark's private Redis.
+const seedComponent = `apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: %s
+spec:
+  type: %s
+  version: v1
+  metadata:
+  - name: redisHost
+    value: %s
+  - name: redisPassword
+    value: ""
+`
+
+// writeSeed puts the seed's components and apps under dir: each app.js
+// verbatim from bench/seed but for product-1's stock, raised as for the
+// shop so that stock never runs out during a run.
+func writeSeed(o options, dir, redisAddr string) error {
+	comps := filepath.Join(dir, "components")
+	if err := os.MkdirAll(comps, 0o755); err != nil {
+		return err
+	}
+	for name, typ := range map[string]string{"statestore": "state.redis", "pubsub": "pubsub.redis"} {
+		if err := os.WriteFile(filepath.Join(comps, name+".yaml"), fmt.Appendf(nil, seedComponent, name, typ, redisAddr), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, a := range seedApps {
+		src, err := os.ReadFile(filepath.Join(o.repo, "bench", "seed", a.id, "app.js"))
+		if err != nil {
+			return err
+		}
+		if a.id == "inventory-service" {
+			const from, to = "'product-1': { name: 'Laptop', stock: 10 }", "'product-1': { name: 'Laptop', stock: 100000000 }"
+			if !strings.Contains(string(src), from) {
+				return fmt.Errorf("bench/seed/inventory-service/app.js no longer holds %q: update writeSeed", from)
+			}
+			src = []byte(strings.Replace(string(src), from, to, 1))
+		}
+		if err := os.MkdirAll(filepath.Join(dir, a.id), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, a.id, "app.js"), src, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installSeed installs the seed apps' npm dependencies once, into each
+// app's gitignored node_modules under bench/seed.
+func installSeed(o options) error {
+	for _, a := range seedApps {
+		d := filepath.Join(o.repo, "bench", "seed", a.id)
+		if _, err := os.Stat(filepath.Join(d, "node_modules")); err == nil {
+			continue
+		}
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = d, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("npm install in %s (the seed scenario needs Node.js and npm): %w", d, err)
+		}
+	}
+	return nil
 }
 
 // defaultDataDir is a tmpfs when there is one: the order and email files are
