@@ -17,8 +17,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	goruntime "runtime"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -32,6 +30,7 @@ import (
 	"github.com/daprfn/shop/functions/inventory"
 	"github.com/daprfn/shop/functions/notification"
 	"github.com/daprfn/shop/functions/order"
+	"github.com/daprfn/shop/internal/procdefaults"
 	"github.com/daprfn/shop/runtime"
 	daprrt "github.com/daprfn/shop/runtime/dapr"
 )
@@ -63,31 +62,12 @@ func arg(i int) string {
 	return ""
 }
 
-// defaultGOGC is the GC target a function app runs with unless GOGC is set:
-// half Go's default keeps each app within 25 MB RSS under saturation for a
-// little more app CPU (measured by make bench; README, Benchmarks).
-const defaultGOGC = 50
-
-// defaultGOMAXPROCS is how many threads a function app runs Go code on
-// unless GOMAXPROCS is set. A function app waits on its sidecar far more
-// than it computes, and with one P the Go scheduler no longer spins idle
-// threads looking for work after every wake-up: measured by make bench on
-// 2 cores, ~20 % less app CPU per order, embedded and distributed, for the
-// same throughput (README, Benchmarks). A container CPU limit of one core
-// or less gives the same setting.
-const defaultGOMAXPROCS = 1
-
 func serve(ctx context.Context) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGOGC)
-	}
-	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
-		goruntime.GOMAXPROCS(defaultGOMAXPROCS)
-	}
+	gogc, gomaxprocs := procdefaults.Apply()
 	log, err := newLogger(cfg)
 	if err != nil {
 		return err
@@ -128,7 +108,8 @@ func serve(ctx context.Context) error {
 	for _, f := range wired.onReady {
 		srv.OnReady(f)
 	}
-	log.Info("serving functions", "functions", cfg.Functions, "protocol", cfg.AppProtocol, "port", cfg.AppPort)
+	log.Info("serving functions", "functions", cfg.Functions, "protocol", cfg.AppProtocol, "port", cfg.AppPort,
+		"gomaxprocs", gomaxprocs, "gogc", gcSetting(gogc))
 	err = srv.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -266,6 +247,14 @@ func (l localStock) Confirm(ctx context.Context, taken []order.Taken) error {
 	}
 	_, err := l.inv.Confirm(ctx, req)
 	return err
+}
+
+// gcSetting names the GC target procdefaults.Apply left in effect.
+func gcSetting(gogc int) string {
+	if gogc < 0 {
+		return "GOGC=" + os.Getenv("GOGC")
+	}
+	return strconv.Itoa(gogc)
 }
 
 // servePprof serves the runtime profiles of net/http/pprof, for measuring
