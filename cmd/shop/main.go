@@ -181,6 +181,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 			return w, err
 		}
 		runtime.Invoke(app, "POST /check", inv.Check)
+		runtime.Invoke(app, "POST /reserve", inv.Reserve)
 		runtime.Invoke(app, "POST /confirm", inv.Confirm)
 		runtime.Invoke(app, "GET /inventory", inv.List)
 		runtime.Binding(app, cfg.RestockBinding, inv.Restock)
@@ -189,7 +190,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 	}
 
 	if cfg.serves("order") {
-		var stock order.Stock = order.InvokeStock{Invoker: p.invoke, AppID: cfg.InventoryAppID}
+		var stock order.Stock = order.NewInvokeStock(p.invoke, cfg.InventoryAppID, log)
 		if inv != nil {
 			stock = localStock{inv} // same process: no sidecar hop
 		}

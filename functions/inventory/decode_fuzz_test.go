@@ -27,21 +27,29 @@ func FuzzParseCatalog(f *testing.F) {
 	})
 }
 
-// FuzzInventoryRequests runs /check and /confirm bodies through
+// FuzzInventoryRequests runs /check, /reserve and /confirm bodies through
 // the runtime's decoding and validation.
 func FuzzInventoryRequests(f *testing.F) {
 	f.Add("check", []byte(`{"productId":"product-1","quantity":2,"orderId":"order-1"}`))
 	f.Add("confirm", []byte(`{"orders":[{"orderId":"../x","productId":"product-1"}]}`))
 	f.Add("confirm", []byte(`{"orders":[{"orderId":"order-1","productId":"product-1"}]}`))
 	f.Add("check", []byte(`{"productId":"product-1","quantity":-2}`))
+	f.Add("reserve", []byte(`{"orders":[{"orderId":"order-1","productId":"product-1","quantity":1}]}`))
+	f.Add("reserve", []byte(`{"orders":[{"productId":"product-1","quantity":1}]}`))
 	app := runtime.New(runtime.Options{})
 	var (
 		orderIDs []string
 		checks   []CheckRequest
+		reserved []CheckRequest
 	)
 	runtime.Invoke(app, "POST /check", func(_ context.Context, in CheckRequest) (struct{}, error) {
 		checks = append(checks, in)
 		orderIDs = append(orderIDs, in.OrderID)
+		return struct{}{}, nil
+	})
+	runtime.Invoke(app, "POST /reserve", func(_ context.Context, in ReserveRequest) (struct{}, error) {
+		reserved = append(reserved, in.Orders...)
+		checks = append(checks, in.Orders...)
 		return struct{}{}, nil
 	})
 	runtime.Invoke(app, "POST /confirm", func(_ context.Context, in ConfirmRequest) (struct{}, error) {
@@ -51,7 +59,7 @@ func FuzzInventoryRequests(f *testing.F) {
 		return struct{}{}, nil
 	})
 	f.Fuzz(func(t *testing.T, route string, body []byte) {
-		orderIDs, checks = orderIDs[:0], checks[:0]
+		orderIDs, checks, reserved = orderIDs[:0], checks[:0], reserved[:0]
 		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: route, ContentType: "application/json", Body: body})
 		if r.Err != nil {
 			if s := runtime.Classify(r.Err).Status; s < 400 || s > 499 {
@@ -62,6 +70,11 @@ func FuzzInventoryRequests(f *testing.F) {
 		for _, c := range checks {
 			if c.Quantity < 1 || c.Quantity > MaxQuantity || c.ProductID == "" {
 				t.Fatalf("invalid check reached the function: %+v", c)
+			}
+		}
+		for _, c := range reserved {
+			if !runtime.SafeID(c.OrderID) {
+				t.Fatalf("a reservation without a safe order id reached the function: %+v", c)
 			}
 		}
 		for _, id := range orderIDs {

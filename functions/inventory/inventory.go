@@ -213,6 +213,8 @@ type CheckResponse struct {
 	Available      bool   `json:"available"`
 	ProductName    string `json:"productName"`
 	RemainingStock int    `json:"remainingStock"`
+
+	repeated bool // the order held its stock already: nothing to write
 }
 
 // ErrProductNotFound is the seed's 404 for an unknown product.
@@ -225,25 +227,109 @@ var ErrProductNotFound = runtime.NotFound("product_not_found", "Product not foun
 func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, error) {
 	var out CheckResponse
 	err := s.update(ctx, in.ProductID, func(p *Product) bool {
-		out = CheckResponse{ProductName: p.Name}
-		if _, held := p.Holds[in.OrderID]; held && in.OrderID != "" {
-			out.Available, out.RemainingStock = true, p.Stock
-			return false
-		}
-		out.Available = p.Stock >= in.Quantity
-		if out.Available {
-			p.Stock -= in.Quantity
-			if in.OrderID != "" {
-				if p.Holds == nil {
-					p.Holds = map[string]Hold{}
-				}
-				p.Holds[in.OrderID] = Hold{Quantity: in.Quantity, At: s.now().UTC()}
-			}
-		}
-		out.RemainingStock = p.Stock
-		return out.Available
+		out = s.take(p, in)
+		return out.Available && !out.repeated
 	})
 	return out, err
+}
+
+// take applies one check to p: the stock is taken, and held for the order
+// when there is one, if there is enough; a repeated order takes nothing.
+func (s *Service) take(p *Product, in CheckRequest) CheckResponse {
+	out := CheckResponse{ProductName: p.Name}
+	if _, held := p.Holds[in.OrderID]; held && in.OrderID != "" {
+		out.Available, out.RemainingStock, out.repeated = true, p.Stock, true
+		return out
+	}
+	out.Available = p.Stock >= in.Quantity
+	if out.Available {
+		p.Stock -= in.Quantity
+		if in.OrderID != "" {
+			if p.Holds == nil {
+				p.Holds = map[string]Hold{}
+			}
+			p.Holds[in.OrderID] = Hold{Quantity: in.Quantity, At: s.now().UTC()}
+		}
+	}
+	out.RemainingStock = p.Stock
+	return out
+}
+
+// ReserveRequest is the body of POST /reserve: the checks of several
+// orders in one call, each with its order id. The order-service sends the
+// orders that arrive while its previous call is in flight, so a busy shop
+// pays one sidecar hop for many orders.
+type ReserveRequest struct {
+	Orders []CheckRequest `json:"orders"`
+}
+
+// MaxReservations bounds one POST /reserve.
+const MaxReservations = 1000
+
+// Validate implements runtime.Validator.
+func (r ReserveRequest) Validate() error {
+	if len(r.Orders) == 0 || len(r.Orders) > MaxReservations {
+		return runtime.Invalid("invalid_reservations", "orders must list 1 to %d {orderId, productId, quantity}", MaxReservations)
+	}
+	for _, c := range r.Orders {
+		if c.OrderID == "" {
+			return runtime.Invalid("invalid_order_id", "every reservation needs its orderId")
+		}
+		if err := c.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reservation is the answer to one order of POST /reserve: /check's answer,
+// or NotFound for an unknown product.
+type Reservation struct {
+	OrderID string `json:"orderId"`
+	CheckResponse
+	NotFound bool `json:"notFound,omitempty"`
+}
+
+// ReserveResponse answers POST /reserve, one reservation per order, in the
+// request's order.
+type ReserveResponse struct {
+	Orders []Reservation `json:"orders"`
+}
+
+// Reserve checks every order of in as Check does, with one write per
+// product. It fails as a whole only when the stock cannot be read or
+// written; an unknown product fails its own orders only.
+func (s *Service) Reserve(ctx context.Context, in ReserveRequest) (ReserveResponse, error) {
+	out := ReserveResponse{Orders: make([]Reservation, len(in.Orders))}
+	byProduct := map[string][]int{}
+	var products []string
+	for i, c := range in.Orders {
+		out.Orders[i].OrderID = c.OrderID
+		if _, ok := s.byID[c.ProductID]; !ok {
+			out.Orders[i].NotFound = true
+			continue
+		}
+		if _, seen := byProduct[c.ProductID]; !seen {
+			products = append(products, c.ProductID)
+		}
+		byProduct[c.ProductID] = append(byProduct[c.ProductID], i)
+	}
+	for _, product := range products {
+		idx := byProduct[product]
+		err := s.update(ctx, product, func(p *Product) bool {
+			changed := false
+			for _, i := range idx {
+				r := s.take(p, in.Orders[i])
+				out.Orders[i].CheckResponse = r
+				changed = changed || (r.Available && !r.repeated)
+			}
+			return changed
+		})
+		if err != nil {
+			return ReserveResponse{}, err
+		}
+	}
+	return out, nil
 }
 
 // ConfirmRequest is the body of POST /confirm: orders that were stored, so

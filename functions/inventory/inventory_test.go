@@ -204,3 +204,57 @@ func TestParseCatalog(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+func TestReserveChecksEachOrderWithOneWritePerProduct(t *testing.T) {
+	ctx := context.Background()
+	store := &slowStore{Store: memory.NewStore()}
+	svc, err := New(store, Config{}) // the seed's catalog: product-1 10, product-2 50
+	require.NoError(t, err)
+	req := ReserveRequest{Orders: []CheckRequest{
+		{OrderID: "order-a", ProductID: "product-1", Quantity: 6},
+		{OrderID: "order-b", ProductID: "product-2", Quantity: 5},
+		{OrderID: "order-c", ProductID: "product-1", Quantity: 6}, // 4 left: not enough
+		{OrderID: "order-d", ProductID: "product-9", Quantity: 1},
+		{OrderID: "order-e", ProductID: "product-1", Quantity: 4},
+	}}
+	require.NoError(t, req.Validate())
+	out, err := svc.Reserve(ctx, req)
+	require.NoError(t, err)
+	require.Len(t, out.Orders, 5)
+	for i, r := range out.Orders {
+		assert.Equal(t, req.Orders[i].OrderID, r.OrderID, "answers in the request's order")
+	}
+	assert.True(t, out.Orders[0].Available)
+	assert.Equal(t, 4, out.Orders[0].RemainingStock)
+	assert.True(t, out.Orders[1].Available)
+	assert.False(t, out.Orders[2].Available, "the stock is taken in the request's order")
+	assert.True(t, out.Orders[3].NotFound)
+	assert.True(t, out.Orders[4].Available)
+	assert.Equal(t, 0, out.Orders[4].RemainingStock)
+	assert.Equal(t, int64(2), store.saves.Load(), "one write per product")
+
+	again, err := svc.Reserve(ctx, ReserveRequest{Orders: []CheckRequest{{OrderID: "order-a", ProductID: "product-1", Quantity: 6}}})
+	require.NoError(t, err)
+	assert.True(t, again.Orders[0].Available, "a repeated order answers as its first reservation did")
+	assert.Equal(t, int64(2), store.saves.Load(), "and writes nothing")
+	c, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-a", "product-1"}, {"order-b", "product-2"}, {"order-c", "product-1"}, {"order-e", "product-1"}}})
+	require.NoError(t, err)
+	assert.Equal(t, 3, c.Confirmed, "exactly the available reservations were held")
+}
+
+func TestReserveRequestValidation(t *testing.T) {
+	ok := CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 1}
+	assert.NoError(t, ReserveRequest{Orders: []CheckRequest{ok}}.Validate())
+	for name, r := range map[string]ReserveRequest{
+		"empty":       {},
+		"no order id": {Orders: []CheckRequest{{ProductID: "product-1", Quantity: 1}}},
+		"bad qty":     {Orders: []CheckRequest{ok, {OrderID: "order-2", ProductID: "product-1", Quantity: 0}}},
+		"too many":    {Orders: slices.Repeat([]CheckRequest{ok}, MaxReservations+1)},
+	} {
+		var e *runtime.Error
+		err := r.Validate()
+		if assert.ErrorAs(t, err, &e, name) {
+			assert.Equal(t, 400, e.Status, name)
+		}
+	}
+}

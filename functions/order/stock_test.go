@@ -1,0 +1,168 @@
+package order
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/bindings/memory"
+	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/runtime"
+	"github.com/daprfn/shop/runtime/runtimetest"
+)
+
+// recordingInvoker passes calls on and records each method with the number
+// of orders its body carried; hold, while set, keeps calls waiting.
+type recordingInvoker struct {
+	next bindings.Invoker
+	mu   sync.Mutex
+	log  []string
+	hold chan struct{}
+}
+
+func (r *recordingInvoker) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
+	var b struct{ Orders []json.RawMessage }
+	_ = json.Unmarshal(body, &b)
+	r.mu.Lock()
+	r.log = append(r.log, method+":"+itoa(max(len(b.Orders), 1)))
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	return r.next.Invoke(ctx, appID, verb, method, body)
+}
+
+func (r *recordingInvoker) calls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.log...)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// inventoryApp serves the inventory function as the inventory-service; seed
+// keeps only the seed's POST /check.
+func inventoryApp(t *testing.T, seed bool) (*runtimetest.Sidecar, *inventory.Service) {
+	t.Helper()
+	inv, err := inventory.New(memory.NewStore(), inventory.Config{Catalog: []inventory.Item{{ID: "product-1", Name: "Laptop", Stock: 100}}})
+	require.NoError(t, err)
+	app := runtime.New(runtime.Options{})
+	runtime.Invoke(app, "POST /check", inv.Check)
+	if !seed {
+		runtime.Invoke(app, "POST /reserve", inv.Reserve)
+		runtime.Invoke(app, "POST /confirm", inv.Confirm)
+	}
+	sc := runtimetest.New()
+	sc.Serve("inventory-service", app)
+	return sc, inv
+}
+
+func stockLeft(t *testing.T, inv *inventory.Service) int {
+	t.Helper()
+	l, err := inv.List(context.Background(), struct{}{})
+	require.NoError(t, err)
+	return l["product-1"].Stock
+}
+
+func TestTakesArrivingDuringACallGoTogetherInTheNext(t *testing.T) {
+	sc, inv := inventoryApp(t, false)
+	rec := &recordingInvoker{next: sc, hold: make(chan struct{})}
+	stock := NewInvokeStock(rec, "inventory-service", nil)
+	ctx := context.Background()
+
+	results := make(chan error, 10)
+	take := func(i int) {
+		a, err := stock.Take(ctx, "order-"+itoa(i), "product-1", 1)
+		if err == nil && !a.Available {
+			err = assert.AnError
+		}
+		results <- err
+	}
+	go take(0)
+	require.Eventually(t, func() bool { return len(rec.calls()) == 1 }, 5*time.Second, time.Millisecond, "the first take goes at once")
+	for i := 1; i < 10; i++ {
+		go take(i)
+	}
+	require.Eventually(t, func() bool { stock.mu.Lock(); defer stock.mu.Unlock(); return len(stock.queue) == 9 }, 5*time.Second, time.Millisecond)
+	rec.mu.Lock()
+	close(rec.hold)
+	rec.hold = nil
+	rec.mu.Unlock()
+	for range 10 {
+		require.NoError(t, <-results)
+	}
+	assert.Equal(t, []string{"reserve:1", "reserve:9"}, rec.calls(), "nine takes queued behind the first call: one call for them")
+	assert.Equal(t, 90, stockLeft(t, inv))
+
+	taken := make([]Taken, 10)
+	for i := range taken {
+		taken[i] = Taken{OrderID: "order-" + itoa(i), ProductID: "product-1"}
+	}
+	c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations(taken)})
+	require.NoError(t, err)
+	assert.Equal(t, 10, c.Confirmed, "every take held its order's stock")
+}
+
+func toConfirmations(taken []Taken) []inventory.Confirmation {
+	out := make([]inventory.Confirmation, len(taken))
+	for i, t := range taken {
+		out[i] = inventory.Confirmation{OrderID: t.OrderID, ProductID: t.ProductID}
+	}
+	return out
+}
+
+func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
+	sc, inv := inventoryApp(t, true)
+	rec := &recordingInvoker{next: sc}
+	stock := NewInvokeStock(rec, "inventory-service", nil)
+	for i := range 2 {
+		a, err := stock.Take(context.Background(), "order-"+itoa(i), "product-1", 3)
+		require.NoError(t, err)
+		assert.True(t, a.Available)
+		assert.Equal(t, "Laptop", a.ProductName)
+	}
+	assert.Equal(t, []string{"reserve:1", "check:1", "check:1"}, rec.calls(), "no /reserve: /check per order from then on")
+	assert.Equal(t, 94, stockLeft(t, inv))
+}
+
+func TestTakeOfAnUnknownProductIsNotFound(t *testing.T) {
+	sc, _ := inventoryApp(t, false)
+	stock := NewInvokeStock(sc, "inventory-service", nil)
+	_, err := stock.Take(context.Background(), "order-1", "product-9", 1)
+	assert.Equal(t, 404, runtime.Classify(err).Status)
+
+	a, err := stock.Take(context.Background(), "order-2", "product-1", 101)
+	require.NoError(t, err)
+	assert.False(t, a.Available, "not enough stock is an answer, not an error")
+}
+
+func TestATakerThatGaveUpTakesNothing(t *testing.T) {
+	sc, inv := inventoryApp(t, false)
+	rec := &recordingInvoker{next: sc, hold: make(chan struct{})}
+	stock := NewInvokeStock(rec, "inventory-service", nil)
+	first := make(chan error, 1)
+	go func() { _, err := stock.Take(context.Background(), "order-1", "product-1", 1); first <- err }()
+	require.Eventually(t, func() bool { return len(rec.calls()) == 1 }, 5*time.Second, time.Millisecond)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { _, err := stock.Take(ctx, "order-2", "product-1", 1); gaveUp <- err }()
+	require.Eventually(t, func() bool { stock.mu.Lock(); defer stock.mu.Unlock(); return len(stock.queue) == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	rec.mu.Lock()
+	close(rec.hold)
+	rec.hold = nil
+	rec.mu.Unlock()
+	require.NoError(t, <-first)
+	assert.Equal(t, []string{"reserve:1"}, rec.calls(), "the cancelled take was never sent")
+	assert.Equal(t, 99, stockLeft(t, inv))
+}
