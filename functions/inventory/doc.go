@@ -1,7 +1,8 @@
 // Package inventory keeps product stock in the state store and takes it
 // atomically: POST /check (the seed's contract, plus an optional order id
-// that holds the stock for that order), POST /confirm for stored orders'
-// holds, GET /inventory, and two steps for cron input bindings: restock, and
+// that holds the stock for that order), POST /reserve (the checks of many
+// orders in one call), POST /confirm for stored orders' holds, GET
+// /inventory, and two steps for cron input bindings: restock, and
 // the hold sweep that settles holds nobody confirmed by looking the order up.
 //
 // Stock never goes below zero and never more is confirmed than there was:

@@ -266,7 +266,7 @@ func (r *report) plot(path string) error {
 	p.X.Label.Text = "percentile"
 	p.Y.Label.Text = "latency (ms)"
 	p.Legend.Top, p.Legend.Left = true, true
-	colors := []color.RGBA{{R: 0x1f, G: 0x77, B: 0xb4, A: 255}, {R: 0xff, G: 0x7f, B: 0x0e, A: 255}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 255}, {R: 0xd6, G: 0x27, B: 0x28, A: 255}}
+	colors := []color.RGBA{{R: 0x1f, G: 0x77, B: 0xb4, A: 255}, {R: 0xff, G: 0x7f, B: 0x0e, A: 255}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 255}, {R: 0xd6, G: 0x27, B: 0x28, A: 255}, {R: 0x94, G: 0x67, B: 0xbd, A: 255}}
 	i := 0
 	for _, s := range r.Scenarios {
 		if !strings.HasPrefix(s.Load, "saturation") || len(s.Latencies) == 0 {
