@@ -117,11 +117,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			"FUNCTIONS": "order,inventory,notification", "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"})
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/inventory", a.http, a.id)
 	case "distributed", "floor", "floor-bindings":
-		port, err := daprtest.PickPort()
-		if err != nil {
-			return nil, err
-		}
-		addr, stop, err := daprtest.RunRedis(port, dir)
+		addr, stop, err := privateRedis(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -150,11 +146,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
 		}
 	case "seed":
-		port, err := daprtest.PickPort()
-		if err != nil {
-			return nil, err
-		}
-		addr, stop, err := daprtest.RunRedis(port, dir)
+		addr, stop, err := privateRedis(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -217,6 +209,16 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	}
 	time.Sleep(2 * time.Second) // let readiness checks and subscriptions settle
 	return t, nil
+}
+
+// privateRedis starts a non-persistent redis-server of the topology's own on
+// a free port.
+func privateRedis(dir string) (addr string, stop func(), err error) {
+	port, err := daprtest.PickPort()
+	if err != nil {
+		return "", nil, err
+	}
+	return daprtest.RunRedis(port, dir)
 }
 
 // seedComponent is the seed's statestore.yaml and pubsub.yaml, as its
