@@ -41,8 +41,8 @@ type Result struct {
 	// answers carried: ids from Date.now() collide, and a collision
 	// overwrites an order.
 	DistinctIDs int `json:"distinctOrderIds,omitempty"`
-	// Rounds holds every round's completed/s; set on the median round kept
-	// in the report.
+	// Rounds holds every round's throughput (completed/s; the seed's
+	// answered/s), set on the median round kept in the report.
 	Rounds []float64 `json:"completedPerSecondByRound,omitempty"`
 }
 

@@ -1,12 +1,15 @@
 // Command loadbench is `make bench`: the runtime's micro-benchmarks against
 // bare go-sdk handlers, then a load benchmark of the shop, distributed
-// (three apps, three daprds, Redis) and embedded (one app, one daprd), and of
-// the Dapr floor (null apps making the same Dapr calls), each at saturation
-// (16 connections) and at a fixed 200 orders/s. Every shop run is audited:
-// each order answered 200 is stored, has its order file and exactly one
-// email, and the stock went down by exactly what was confirmed; a failed
-// audit fails the benchmark. The report goes to bench/out/ as Markdown, JSON
-// and a latency plot.
+// (three apps, three daprds, Redis) and embedded (one app, one daprd), of
+// the Dapr floor (null apps making the same Dapr calls, with and without the
+// shop's two output binding writes) and of the seed's own Node.js services,
+// each at saturation (16 connections) and at a fixed 200 orders/s, in
+// interleaved rounds. Every shop run is audited: each order answered 200 is
+// stored, has its order file and exactly one email, and the stock went down
+// by exactly what was confirmed; a failed audit fails the benchmark. The
+// report (each figure's median round, every round's, and the shop's share of
+// each baseline within each round) goes to bench/out/ as Markdown, JSON and
+// a latency plot.
 package main
 
 import (
