@@ -190,3 +190,121 @@ func TestOrderIDsAreUnguessable(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// gatedStore holds order transactions (not the batched deletes of delivered
+// records) while gate is set, counts them and their operations, and fails
+// the one numbered failAt (from 1), if set.
+type gatedStore struct {
+	*memory.Store
+	mu     sync.Mutex
+	gate   chan struct{}
+	txs    []int // operations per transaction
+	failAt int
+}
+
+func (g *gatedStore) Transact(ctx context.Context, ops []bindings.StateOp) error {
+	if len(ops) > 0 && ops[0].Delete {
+		return g.Store.Transact(ctx, ops)
+	}
+	g.mu.Lock()
+	g.txs = append(g.txs, len(ops))
+	gate, fail := g.gate, len(g.txs) == g.failAt
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if fail {
+		return errors.New("down")
+	}
+	return g.Store.Transact(ctx, ops)
+}
+
+func (g *gatedStore) transactions() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.txs...)
+}
+
+func (g *gatedStore) open() {
+	g.mu.Lock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+	g.mu.Unlock()
+}
+
+// hold makes order transactions wait for open from now on, counting anew;
+// the test opens the gate at its end whatever happens.
+func (g *gatedStore) hold(t *testing.T, failAt int) {
+	g.mu.Lock()
+	g.gate, g.txs, g.failAt = make(chan struct{}), nil, failAt
+	g.mu.Unlock()
+	t.Cleanup(g.open)
+}
+
+func TestCommitsArrivingDuringATransactionShareTheNext(t *testing.T) {
+	store, pub := &gatedStore{Store: memory.NewStore()}, &memory.Publisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{})
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-0"), nil)) // registers the owner
+	store.hold(t, 0)
+
+	errs := make(chan error, 9)
+	commit := func(id string) {
+		o := testOrder(id)
+		errs <- ob.Commit(context.Background(), o, []bindings.StateOp{{Key: o.ID, Value: []byte(`{}`)}})
+	}
+	go commit("order-1")
+	require.Eventually(t, func() bool { return len(store.transactions()) == 1 }, 5*time.Second, time.Millisecond)
+	for i := 2; i <= 9; i++ {
+		go commit("order-" + itoa(i))
+	}
+	require.Eventually(t, func() bool { return ob.txs.queued() == 8 }, 5*time.Second, time.Millisecond)
+	store.open()
+	for range 9 {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, []int{2, 16}, store.transactions(), "eight orders (order + outbox record each) in one transaction")
+	for i := 1; i <= 9; i++ {
+		it, err := store.Get(context.Background(), "order-"+itoa(i))
+		require.NoError(t, err)
+		assert.True(t, it.Found, "order-%d stored", i)
+	}
+	assert.Len(t, pub.Published(), 10, "every order's event, once")
+}
+
+func TestAFailedSharedTransactionFailsEachOfItsOrders(t *testing.T) {
+	store, pub := &gatedStore{Store: memory.NewStore()}, &memory.Publisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{FlushEvery: time.Millisecond})
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-0"), nil)) // registers the owner
+	store.hold(t, 2)
+	first := make(chan error, 1)
+	go func() { first <- ob.Commit(context.Background(), testOrder("order-1"), nil) }()
+	require.Eventually(t, func() bool { return len(store.transactions()) == 1 }, 5*time.Second, time.Millisecond)
+	errs := make(chan error, 3)
+	for i := 2; i <= 4; i++ {
+		go func() { errs <- ob.Commit(context.Background(), testOrder("order-"+itoa(i)), nil) }()
+	}
+	require.Eventually(t, func() bool { return ob.txs.queued() == 3 }, 5*time.Second, time.Millisecond)
+	store.open()
+	require.NoError(t, <-first)
+	for range 3 {
+		require.Error(t, <-errs, "the second transaction, shared by three orders, failed: each of them fails")
+	}
+	assert.Equal(t, []int{1, 3}, store.transactions())
+	assert.Len(t, pub.Published(), 2, "events for order-0 and order-1 only")
+	assert.Eventually(t, func() bool { return ob.Pending() == 3 }, 5*time.Second, time.Millisecond,
+		"the delivered records are deleted; the three failed ones may have landed: the sweep looks")
+}
+
+func TestABatchEndsByItsEarliestDeadline(t *testing.T) {
+	soon, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	batch := []*entry[int, int]{{ctx: context.Background()}, {ctx: soon}}
+	ctx, stop := earliestDeadline(batch, time.Hour)
+	defer stop()
+	d, ok := ctx.Deadline()
+	require.True(t, ok)
+	want, _ := soon.Deadline()
+	assert.Equal(t, want, d)
+}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +25,7 @@ type InvokeStock struct {
 	log     *slog.Logger
 
 	perOrder atomic.Bool // the inventory has no /reserve
-
-	mu       sync.Mutex
-	queue    []*pendingTake
-	inFlight bool
+	takes    *groupCommit[checkBody, Availability]
 }
 
 // NewInvokeStock returns the Stock of the inventory app appID.
@@ -38,7 +33,9 @@ func NewInvokeStock(invoker bindings.Invoker, appID string, log *slog.Logger) *I
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &InvokeStock{invoker: invoker, appID: appID, log: log}
+	s := &InvokeStock{invoker: invoker, appID: appID, log: log}
+	s.takes = newGroupCommit(maxReserve, s.reserve)
+	return s
 }
 
 type checkBody struct {
@@ -59,17 +56,6 @@ type reservation struct {
 	NotFound bool `json:"notFound"`
 }
 
-type pendingTake struct {
-	ctx  context.Context // the taker's
-	body checkBody
-	done chan takeResult // buffered: the taker may have given up
-}
-
-type takeResult struct {
-	a   Availability
-	err error
-}
-
 // maxReserve bounds one POST /reserve (the inventory's MaxReservations).
 const maxReserve = 1000
 
@@ -84,52 +70,22 @@ func (s *InvokeStock) Take(ctx context.Context, orderID, productID string, qty i
 	if s.perOrder.Load() {
 		return s.check(ctx, body)
 	}
-	p := &pendingTake{ctx: ctx, body: body, done: make(chan takeResult, 1)}
-	s.mu.Lock()
-	s.queue = append(s.queue, p)
-	lead := !s.inFlight
-	s.inFlight = true
-	s.mu.Unlock()
-	if lead {
-		go s.drain()
-	}
-	select {
-	case r := <-p.done:
-		return r.a, r.err
-	case <-ctx.Done():
+	a, err := s.takes.do(ctx, body)
+	if ctx.Err() != nil && err == ctx.Err() {
 		// The take may still happen: its hold is then settled by the
 		// inventory's sweep, which finds no order under orderID.
-		return Availability{}, fmt.Errorf("waiting for the inventory: %w", ctx.Err())
+		return Availability{}, fmt.Errorf("waiting for the inventory: %w", err)
 	}
+	return a, err
 }
 
-// drain sends the queued takes, up to maxReserve a call, until none is left.
-func (s *InvokeStock) drain() {
-	for {
-		s.mu.Lock()
-		n := min(len(s.queue), maxReserve)
-		if n == 0 {
-			s.inFlight = false
-			s.mu.Unlock()
-			return
-		}
-		batch := s.queue[:n:n]
-		s.queue = s.queue[n:]
-		s.mu.Unlock()
-		// A taker that gave up before its turn takes nothing.
-		batch = slices.DeleteFunc(batch, func(p *pendingTake) bool { return p.ctx.Err() != nil })
-		if len(batch) > 0 {
-			s.reserve(batch)
-		}
-	}
-}
-
-func (s *InvokeStock) reserve(batch []*pendingTake) {
+// reserve sends a batch of takes in one POST /reserve.
+func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 	req := struct {
 		Orders []checkBody `json:"orders"`
 	}{Orders: make([]checkBody, len(batch))}
-	for i, p := range batch {
-		req.Orders[i] = p.body
+	for i, e := range batch {
+		req.Orders[i] = e.in
 	}
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
@@ -140,11 +96,8 @@ func (s *InvokeStock) reserve(batch []*pendingTake) {
 		if !s.perOrder.Swap(true) {
 			s.log.Warn("the inventory has no POST /reserve (the seed's inventory?): checking stock one order per call", "inventory", s.appID)
 		}
-		for _, p := range batch {
-			go func() {
-				a, err := s.check(p.ctx, p.body)
-				p.done <- takeResult{a, err}
-			}()
+		for _, e := range batch {
+			go func() { e.answer(s.check(e.ctx, e.in)) }()
 		}
 		return
 	}
@@ -156,16 +109,16 @@ func (s *InvokeStock) reserve(batch []*pendingTake) {
 			err = fmt.Errorf("inventory %s answered /reserve of %d orders with %q", s.appID, len(batch), out)
 		}
 	}
-	for i, p := range batch {
+	for i, e := range batch {
 		switch r := answer.Orders; {
 		case err != nil:
-			p.done <- takeResult{err: err}
-		case r[i].OrderID != p.body.OrderID:
-			p.done <- takeResult{err: fmt.Errorf("inventory %s answered order %s in the place of %s", s.appID, r[i].OrderID, p.body.OrderID)}
+			e.answer(Availability{}, err)
+		case r[i].OrderID != e.in.OrderID:
+			e.answer(Availability{}, fmt.Errorf("inventory %s answered order %s in the place of %s", s.appID, r[i].OrderID, e.in.OrderID))
 		case r[i].NotFound:
-			p.done <- takeResult{err: productNotFound(nil)}
+			e.answer(Availability{}, productNotFound(nil))
 		default:
-			p.done <- takeResult{a: r[i].availability()}
+			e.answer(r[i].availability(), nil)
 		}
 	}
 }

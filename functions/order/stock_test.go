@@ -91,7 +91,7 @@ func TestTakesArrivingDuringACallGoTogetherInTheNext(t *testing.T) {
 	for i := 1; i < 10; i++ {
 		go take(i)
 	}
-	require.Eventually(t, func() bool { stock.mu.Lock(); defer stock.mu.Unlock(); return len(stock.queue) == 9 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return stock.takes.queued() == 9 }, 5*time.Second, time.Millisecond)
 	rec.mu.Lock()
 	close(rec.hold)
 	rec.hold = nil
@@ -155,7 +155,7 @@ func TestATakerThatGaveUpTakesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() { _, err := stock.Take(ctx, "order-2", "product-1", 1); gaveUp <- err }()
-	require.Eventually(t, func() bool { stock.mu.Lock(); defer stock.mu.Unlock(); return len(stock.queue) == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return stock.takes.queued() == 1 }, 5*time.Second, time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-gaveUp, context.Canceled)
 	rec.mu.Lock()
