@@ -149,15 +149,3 @@ func (g *groupCommit[T, R]) drain() {
 		}
 	}
 }
-
-// earliestDeadline is a context for a batch's call that ends no later than
-// any of its requesters' deadlines, and at the latest after limit.
-func earliestDeadline[T, R any](batch []*entry[T, R], limit time.Duration) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(limit)
-	for _, e := range batch {
-		if d, ok := e.ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-	}
-	return context.WithDeadline(context.Background(), deadline)
-}

@@ -60,15 +60,7 @@ type Outbox struct {
 	pending    map[string]pendingRef // marker key -> ref
 
 	deletes *batcher[string]
-	txs     *groupCommit[[]bindings.StateOp, struct{}]
 }
-
-// maxTxOrders bounds how many orders share one transaction; txTimeout how
-// long one may take when none of its orders has a deadline.
-const (
-	maxTxOrders = 100
-	txTimeout   = 10 * time.Second
-)
 
 type pendingRef struct {
 	seq       int64
@@ -125,7 +117,6 @@ func NewOutbox(store bindings.StateStore, pub bindings.Publisher, archive Archiv
 	ob := &Outbox{store: store, pub: pub, archive: archive, cfg: cfg, log: log, owner: newOwner(),
 		pending: map[string]pendingRef{}}
 	ob.deletes = newBatcher(cfg.FlushEvery, 200, ob.deleteBatch)
-	ob.txs = newGroupCommit(maxTxOrders, ob.transactBatch)
 	return ob, nil
 }
 
@@ -148,8 +139,7 @@ func (ob *Outbox) Owner() string { ob.mu.Lock(); defer ob.mu.Unlock(); return ob
 func (ob *Outbox) Pending() int { ob.mu.Lock(); defer ob.mu.Unlock(); return len(ob.pending) }
 
 // Commit applies ops (the order's writes) together with o's pending record
-// in one transaction (shared with the orders committed meanwhile, see
-// transactBatch), then delivers o's event and archives o. A delivery
+// in one transaction, then delivers o's event and archives o. A delivery
 // failure after the commit is not an error: the record stays pending and
 // Sweep delivers it later.
 func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) error {
@@ -158,7 +148,7 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 		return err
 	}
 	rec, _ := json.Marshal(pendingRecord{Order: o, At: time.Now().UTC()})
-	if _, err := ob.txs.do(ctx, append(ops, bindings.StateOp{Key: key, Value: rec})); err != nil {
+	if err := ob.store.Transact(ctx, append(ops, bindings.StateOp{Key: key, Value: rec})); err != nil {
 		// It may have landed all the same: the sweep reads the record after
 		// RetryAfter and delivers it if it exists, forgets it if not.
 		ob.committed(key)
@@ -171,24 +161,6 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 	}
 	ob.deletes.add(key)
 	return nil
-}
-
-// transactBatch writes the orders that arrived while the previous
-// transaction was in flight in one transaction: each order's writes stay
-// atomic, and a busy order-service pays one state call for many orders. It
-// ends by the earliest deadline among them, so no order lands after its
-// Create gave up on it any later than before.
-func (ob *Outbox) transactBatch(batch []*entry[[]bindings.StateOp, struct{}]) {
-	var ops []bindings.StateOp
-	for _, e := range batch {
-		ops = append(ops, e.in...)
-	}
-	ctx, cancel := earliestDeadline(batch, txTimeout)
-	defer cancel()
-	err := ob.store.Transact(ctx, ops)
-	for _, e := range batch {
-		e.answer(struct{}{}, err)
-	}
 }
 
 // deliver publishes o's event (its id is the order id, so redelivery is
