@@ -195,7 +195,7 @@ func (r *report) markdown() string {
 		b.WriteString("\n")
 	}
 	b.WriteString("Load through the order-service sidecar (POST /orders on :3500). *Completed/s* counts orders whose email (floor: event) was handled, until the last one. " +
-		"Each scenario was loaded in every round, the scenarios interleaved; each row is the round with the median completed/s, and *rounds* lists every round's.\n\n")
+		"Each scenario was loaded in every round, the scenarios interleaved; each row is the round with the median completed/s (the seed's: answered/s), and *rounds* lists every round's.\n\n")
 	b.WriteString("| topology | load | answered/s | completed/s | rounds | p50 ms | p90 ms | p99 ms | max ms | errors | app CPU / daprd CPU | audit |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range r.Scenarios {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %s | %.1f | %.1f | %.1f | %.1f | %d | %.0f %% | %s |\n",
