@@ -24,7 +24,9 @@ func checkJSONText(body []byte) *Error {
 }
 
 // duplicateKey reports the first key that appears twice in one object of the
-// valid JSON text b. It allocates nothing for bodies of ordinary shape: keys
+// valid JSON text b, which must be valid UTF-8 too (checkJSONText checks it
+// first: json.Unmarshal would read distinct invalid bytes as the same
+// U+FFFD). It allocates nothing for bodies of ordinary shape: keys
 // are compared as spans of b (unescaped only when they hold a backslash).
 func duplicateKey(b []byte) (string, bool) {
 	type span struct{ from, to int } // a key's bytes between its quotes

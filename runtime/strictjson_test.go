@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -19,6 +20,7 @@ func TestCheckJSONText(t *testing.T) {
 		`{"a\"b":1,"a\\\"b":2}`:       "",
 		`{"k":"}\"{","k2":"x"}`:       "",
 		"{\"a\":\"\xff\"}":            "invalid_encoding",
+		"{\"\xff\":0,\"\xf7\":0}":     "invalid_encoding", // json.Unmarshal reads both keys as U+FFFD: refused before the duplicate check
 		`"just a string"`:             "",
 		`{"a":[1,2,{"b":[],"c":{}}]}`: "",
 	} {
@@ -107,8 +109,8 @@ func FuzzDuplicateKey(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if !json.Valid(b) {
-			return // checkJSONText only sees what json.Unmarshal accepted
+		if !json.Valid(b) || !utf8.Valid(b) {
+			return // checkJSONText looks for duplicates only in what json.Unmarshal accepted and is UTF-8
 		}
 		_, got := duplicateKey(b)
 		if want := hasDuplicateKeyRef(b); got != want {
