@@ -213,8 +213,6 @@ type CheckResponse struct {
 	Available      bool   `json:"available"`
 	ProductName    string `json:"productName"`
 	RemainingStock int    `json:"remainingStock"`
-
-	repeated bool // the order held its stock already: nothing to write
 }
 
 // ErrProductNotFound is the seed's 404 for an unknown product.
@@ -227,19 +225,21 @@ var ErrProductNotFound = runtime.NotFound("product_not_found", "Product not foun
 func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, error) {
 	var out CheckResponse
 	err := s.update(ctx, in.ProductID, func(p *Product) bool {
-		out = s.take(p, in)
-		return out.Available && !out.repeated
+		var took bool
+		out, took = s.take(p, in)
+		return took
 	})
 	return out, err
 }
 
 // take applies one check to p: the stock is taken, and held for the order
 // when there is one, if there is enough; a repeated order takes nothing.
-func (s *Service) take(p *Product, in CheckRequest) CheckResponse {
-	out := CheckResponse{ProductName: p.Name}
+// took tells whether p changed.
+func (s *Service) take(p *Product, in CheckRequest) (out CheckResponse, took bool) {
+	out = CheckResponse{ProductName: p.Name}
 	if _, held := p.Holds[in.OrderID]; held && in.OrderID != "" {
-		out.Available, out.RemainingStock, out.repeated = true, p.Stock, true
-		return out
+		out.Available, out.RemainingStock = true, p.Stock
+		return out, false
 	}
 	out.Available = p.Stock >= in.Quantity
 	if out.Available {
@@ -252,7 +252,7 @@ func (s *Service) take(p *Product, in CheckRequest) CheckResponse {
 		}
 	}
 	out.RemainingStock = p.Stock
-	return out
+	return out, out.Available
 }
 
 // ReserveRequest is the body of POST /reserve: the checks of several
@@ -319,9 +319,9 @@ func (s *Service) Reserve(ctx context.Context, in ReserveRequest) (ReserveRespon
 		err := s.update(ctx, product, func(p *Product) bool {
 			changed := false
 			for _, i := range idx {
-				r := s.take(p, in.Orders[i])
+				r, took := s.take(p, in.Orders[i])
 				out.Orders[i].CheckResponse = r
-				changed = changed || (r.Available && !r.repeated)
+				changed = changed || took
 			}
 			return changed
 		})

@@ -71,7 +71,7 @@ func (s *InvokeStock) Take(ctx context.Context, orderID, productID string, qty i
 		return s.check(ctx, body)
 	}
 	a, err := s.takes.do(ctx, body)
-	if ctx.Err() != nil && err == ctx.Err() {
+	if err != nil && errors.Is(err, ctx.Err()) {
 		// The take may still happen: its hold is then settled by the
 		// inventory's sweep, which finds no order under orderID.
 		return Availability{}, fmt.Errorf("waiting for the inventory: %w", err)
