@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -202,11 +203,21 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 					Default string `yaml:"default"`
 				} `yaml:"routes"`
 				DeadLetterTopic string `yaml:"deadLetterTopic"`
+				BulkSubscribe   struct {
+					Enabled            bool `yaml:"enabled"`
+					MaxMessagesCount   int  `yaml:"maxMessagesCount"`
+					MaxAwaitDurationMs int  `yaml:"maxAwaitDurationMs"`
+				} `yaml:"bulkSubscribe"`
 			}](t, d)
 			assert.Equal(t, defaults["PUBSUB"], s.Pubsubname)
 			assert.Equal(t, defaults["ORDERS_TOPIC"], s.Topic)
 			assert.Equal(t, defaults["ORDERS_DEADLETTER_TOPIC"], s.DeadLetterTopic)
 			assert.Equal(t, "/orders", s.Routes.Default, "the seed's route, used when notification runs alone")
+			assert.True(t, s.BulkSubscribe.Enabled, "the same bulk delivery the app declares")
+			assert.Equal(t, defaults["NOTIFICATION_BULK"], strconv.Itoa(s.BulkSubscribe.MaxMessagesCount))
+			await, err := time.ParseDuration(defaults["NOTIFICATION_BULK_AWAIT"])
+			require.NoError(t, err)
+			assert.EqualValues(t, await.Milliseconds(), s.BulkSubscribe.MaxAwaitDurationMs)
 			assert.Equal(t, []string{"notification-service"}, d.Scopes)
 		}
 	})

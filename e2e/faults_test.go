@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -224,10 +225,10 @@ func get(t *testing.T, url string) (int, string) {
 // faultUnderLoad starts the shop on redis, runs a stream of orders, lets
 // fault break and restore a part once 150 orders went through, and returns
 // the answers after 150 more; fault returns the span in which the order app
-// was down, if it took it down.
-func faultUnderLoad(t *testing.T, redis *daprtest.Redis, fault func(s *distributedShop) []window) (*distributedShop, []loadAnswer, []window) {
+// was down, if it took it down. env adds to faultEnv.
+func faultUnderLoad(t *testing.T, redis *daprtest.Redis, fault func(s *distributedShop) []window, env ...string) (*distributedShop, []loadAnswer, []window) {
 	t.Helper()
-	s := startShop(t, redis.Addr, shopOptions{env: faultEnv})
+	s := startShop(t, redis.Addr, shopOptions{env: append(slices.Clone(faultEnv), env...)})
 	load := startLoad(s, 8, 3000)
 	load.waitOrders(t, 150)
 	down := fault(s)
@@ -246,16 +247,29 @@ func orderAppDown(stop, start func()) []window {
 }
 
 func TestFaultNotificationAppKilledUnderLoad(t *testing.T) {
-	s, answers, _ := faultUnderLoad(t, daprtest.StartRedis(t), func(s *distributedShop) []window {
+	s, answers, _ := faultUnderLoad(t, daprtest.StartRedis(t), killNotification(t), "NOTIFICATION_BULK=0")
+	r := audit(t, s, answers)
+	assert.Zero(t, r.failed, "the order path does not depend on the notification app")
+}
+
+// The same with bulk delivery: batches daprd was holding or had handed the
+// killed app are redelivered or dead-lettered and sent, each order once.
+func TestFaultNotificationAppKilledUnderLoadWithBulk(t *testing.T) {
+	s, answers, _ := faultUnderLoad(t, daprtest.StartRedis(t), killNotification(t), "NOTIFICATION_BULK=20", "NOTIFICATION_BULK_AWAIT=20ms")
+	r := audit(t, s, answers)
+	assert.Zero(t, r.failed, "the order path does not depend on the notification app")
+}
+
+// killNotification kills the notification app for longer than the delivery
+// retries (10 x 200 ms): daprd dead-letters what it could not deliver, and
+// the dead-letter handler sends it.
+func killNotification(t *testing.T) func(*distributedShop) []window {
+	return func(s *distributedShop) []window {
 		s.notification.kill(t)
-		// Longer than the delivery retries (10 x 200 ms): daprd dead-letters
-		// what it could not deliver, and the dead-letter handler sends it.
 		time.Sleep(3 * time.Second)
 		s.notification.restart(t)
 		return nil
-	})
-	r := audit(t, s, answers)
-	assert.Zero(t, r.failed, "the order path does not depend on the notification app")
+	}
 }
 
 func TestFaultOrderAppKilledUnderLoad(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,4 +343,45 @@ func TestShopCronRestockOnRealDaprd(t *testing.T) {
 	assert.Equal(t, 50, s.stock(t, "product-2"), "restock never lowers stock")
 	time.Sleep(1500 * time.Millisecond)
 	assert.Equal(t, 15, s.stock(t, "product-1"), "more ticks change nothing")
+}
+
+// With NOTIFICATION_BULK, daprd hands the gRPC notification app batches of
+// order events (Dapr bulk subscribe); every order is still notified exactly
+// once, and a poison event in a batch is dead-lettered on its own.
+func TestShopBulkNotificationOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	// A long await so that the events of the orders below share batches.
+	s := startShop(t, redis.Addr, shopOptions{env: []string{"NOTIFICATION_BULK=50", "NOTIFICATION_BULK_AWAIT=300ms", "LOG_LEVEL=debug"}})
+	const poison = "poison-bulk"
+	postCloudEvent(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), fmt.Sprintf(
+		`{"specversion":"1.0","id":%q,"source":"test","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":"x y","customerEmail":"a@example.com"}}`, poison))
+	const n = 20
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			status, body := s.placeOrder(t, fmt.Sprintf(`{"productId":"product-2","quantity":1,"customerEmail":"b%d@example.com"}`, i))
+			if assert.Equal(t, http.StatusOK, status, body) {
+				ids[i] = decodeOrderID(t, body)
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool { return len(s.emails(t)) >= n }, 30*time.Second, 100*time.Millisecond)
+	deadURL := s.notification.daprd.URL("/v1.0/state/notification-state/deadletter-" + poison)
+	require.Eventually(t, func() bool { st, _ := get(t, deadURL); return st == http.StatusOK }, 20*time.Second, 100*time.Millisecond, "the poison event was dead-lettered")
+	time.Sleep(time.Second)
+	mails := s.emails(t)
+	assert.Len(t, mails, n, "one email per order and no other")
+	for _, id := range ids {
+		assert.Equal(t, 1, mails[id], "exactly one email for %s", id)
+	}
+
+	var batches, events, largest int
+	for _, m := range regexp.MustCompile(`msg="bulk topic delivery" .*events=(\d+)`).FindAllStringSubmatch(s.notification.log.String(), -1) {
+		k, _ := strconv.Atoi(m[1])
+		batches, events, largest = batches+1, events+k, max(largest, k)
+	}
+	assert.GreaterOrEqual(t, events, n+1, "every event came in a bulk delivery")
+	assert.Greater(t, largest, 1, "events shared deliveries (%d events in %d deliveries)", events, batches)
 }

@@ -21,6 +21,10 @@
 //	runtime.Binding(app, "restock", inv.Restock)                  // input binding (cron)
 //	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders"}, notify.Send)
 //
+// A [Subscription] with [BulkDelivery] asks daprd for Dapr's bulk subscribe
+// (several events per call to the app, fewer sidecar hops under load); the
+// function still gets one event at a time.
+//
 // Package runtime/dapr serves an App to daprd over HTTP or gRPC (the app
 // protocol); package runtime/runtimetest drives it without daprd.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,12 +91,18 @@ func TestRegistrationErrorsAreReported(t *testing.T) {
 	runtime.Binding(app, "tick", func(context.Context, runtime.BindingEvent[struct{}]) error { return nil })
 	runtime.Binding(app, "tick", func(context.Context, runtime.BindingEvent[struct{}]) error { return nil })
 	runtime.Invoke(app, "POST /tick", noop)
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "slow", Bulk: &runtime.BulkDelivery{MaxAwait: time.Microsecond}}, func(context.Context, runtime.Event[struct{}]) error { return nil })
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "many", Bulk: &runtime.BulkDelivery{MaxMessages: -1}}, func(context.Context, runtime.Event[struct{}]) error { return nil })
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "fine", Bulk: &runtime.BulkDelivery{MaxMessages: 100, MaxAwait: time.Millisecond}}, func(context.Context, runtime.Event[struct{}]) error { return nil })
 	err := app.Err()
 	require.Error(t, err)
 	for _, want := range []string{"overlaps", "bad pattern", "collides", `binding "tick" registered twice`,
-		`route "POST /tick" collides with input binding "tick"`} {
+		`route "POST /tick" collides with input binding "tick"`,
+		"topic pubsub/slow: bulk delivery: MaxAwait 1µs must be 0 (daprd's default) or at least 1ms",
+		"topic pubsub/many: bulk delivery: MaxMessages -1"} {
 		assert.Contains(t, err.Error(), want)
 	}
+	assert.NotContains(t, err.Error(), "pubsub/fine")
 }
 
 func TestClassify(t *testing.T) {

@@ -32,27 +32,29 @@ type Config struct {
 	SidecarTimeout  time.Duration `envconfig:"SIDECAR_TIMEOUT" default:"60s" desc:"how long to wait for the sidecar at start"`
 	ResourcesPath   string        `envconfig:"DAPR_RESOURCES_PATH" default:"components/" desc:"where the sidecar loads components from (named in start-up errors)"`
 
-	StateStore        string        `envconfig:"STATESTORE" default:"statestore" desc:"state store component of the order and inventory functions"`
-	NotificationStore string        `envconfig:"NOTIFICATION_STATESTORE" default:"notification-state" desc:"state store component of the notification function (sent and dead-letter records); scoped apart so notification cannot read orders or stock"`
-	Pubsub            string        `envconfig:"PUBSUB" default:"pubsub" desc:"pub/sub component"`
-	OrdersTopic       string        `envconfig:"ORDERS_TOPIC" default:"orders" desc:"topic of order events"`
-	DeadLetterTopic   string        `envconfig:"ORDERS_DEADLETTER_TOPIC" default:"orders-deadletter" desc:"dead-letter topic of the notification subscription"`
-	NotificationRoute string        `envconfig:"NOTIFICATION_ROUTE" desc:"HTTP route of the orders subscription; default /orders, or /events/orders when order is served by the same app"`
-	InventoryAppID    string        `envconfig:"INVENTORY_APP_ID" default:"inventory-service" desc:"app-id the order function invokes for stock, when inventory is not served by the same process"`
-	OrderStoreBinding string        `envconfig:"ORDERSTORE_BINDING" default:"orderstore" desc:"output binding for order storage (localstorage or postgresql)"`
-	OrderTable        string        `envconfig:"ORDER_TABLE" default:"orders" desc:"table for orders when the order storage binding is PostgreSQL"`
-	EmailBinding      string        `envconfig:"EMAIL_BINDING" default:"email" desc:"output binding for emails (localstorage .eml files or smtp)"`
-	EmailFrom         string        `envconfig:"EMAIL_FROM" default:"shop@example.com" desc:"sender address of confirmation emails"`
-	Catalog           string        `envconfig:"CATALOG" desc:"products as id:name:stock,...; default the seed's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
-	RestockLevel      int           `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`
-	RestockBinding    string        `envconfig:"RESTOCK_BINDING" default:"restock" desc:"cron input binding that triggers the restock"`
-	HoldSweepBinding  string        `envconfig:"HOLD_SWEEP_BINDING" default:"hold-sweep" desc:"cron input binding that triggers the inventory's sweep of unconfirmed stock holds"`
-	OrderTimeout      time.Duration `envconfig:"ORDER_TIMEOUT" default:"20s" desc:"longest one POST /orders may take; after it the order is stored or never will be"`
-	HoldTTL           time.Duration `envconfig:"HOLD_TTL" default:"60s" desc:"age after which the hold sweep settles a stock hold its order-service never confirmed; must exceed ORDER_TIMEOUT"`
-	OrderAppID        string        `envconfig:"ORDER_APP_ID" default:"order-service" desc:"app-id the inventory asks whether an order exists, when order is not served by the same process"`
-	SweepBinding      string        `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
-	OutboxRetryAfter  time.Duration `envconfig:"OUTBOX_RETRY_AFTER" default:"5s" desc:"age after which the sweep re-delivers an order event still pending"`
-	OutboxStaleAfter  time.Duration `envconfig:"OUTBOX_STALE_AFTER" default:"60s" desc:"silence after which another process adopts a dead process's pending order events"`
+	StateStore            string        `envconfig:"STATESTORE" default:"statestore" desc:"state store component of the order and inventory functions"`
+	NotificationStore     string        `envconfig:"NOTIFICATION_STATESTORE" default:"notification-state" desc:"state store component of the notification function (sent and dead-letter records); scoped apart so notification cannot read orders or stock"`
+	Pubsub                string        `envconfig:"PUBSUB" default:"pubsub" desc:"pub/sub component"`
+	OrdersTopic           string        `envconfig:"ORDERS_TOPIC" default:"orders" desc:"topic of order events"`
+	DeadLetterTopic       string        `envconfig:"ORDERS_DEADLETTER_TOPIC" default:"orders-deadletter" desc:"dead-letter topic of the notification subscription"`
+	NotificationRoute     string        `envconfig:"NOTIFICATION_ROUTE" desc:"HTTP route of the orders subscription; default /orders, or /events/orders when order is served by the same app"`
+	NotificationBulk      int           `envconfig:"NOTIFICATION_BULK" default:"100" desc:"with APP_PROTOCOL=grpc, at most this many order events in one delivery to the notification function (Dapr bulk subscribe); 0 delivers each event on its own"`
+	NotificationBulkAwait time.Duration `envconfig:"NOTIFICATION_BULK_AWAIT" default:"5ms" desc:"with NOTIFICATION_BULK, the longest daprd holds an order event to fill a delivery (at least 1ms)"`
+	InventoryAppID        string        `envconfig:"INVENTORY_APP_ID" default:"inventory-service" desc:"app-id the order function invokes for stock, when inventory is not served by the same process"`
+	OrderStoreBinding     string        `envconfig:"ORDERSTORE_BINDING" default:"orderstore" desc:"output binding for order storage (localstorage or postgresql)"`
+	OrderTable            string        `envconfig:"ORDER_TABLE" default:"orders" desc:"table for orders when the order storage binding is PostgreSQL"`
+	EmailBinding          string        `envconfig:"EMAIL_BINDING" default:"email" desc:"output binding for emails (localstorage .eml files or smtp)"`
+	EmailFrom             string        `envconfig:"EMAIL_FROM" default:"shop@example.com" desc:"sender address of confirmation emails"`
+	Catalog               string        `envconfig:"CATALOG" desc:"products as id:name:stock,...; default the seed's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
+	RestockLevel          int           `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`
+	RestockBinding        string        `envconfig:"RESTOCK_BINDING" default:"restock" desc:"cron input binding that triggers the restock"`
+	HoldSweepBinding      string        `envconfig:"HOLD_SWEEP_BINDING" default:"hold-sweep" desc:"cron input binding that triggers the inventory's sweep of unconfirmed stock holds"`
+	OrderTimeout          time.Duration `envconfig:"ORDER_TIMEOUT" default:"20s" desc:"longest one POST /orders may take; after it the order is stored or never will be"`
+	HoldTTL               time.Duration `envconfig:"HOLD_TTL" default:"60s" desc:"age after which the hold sweep settles a stock hold its order-service never confirmed; must exceed ORDER_TIMEOUT"`
+	OrderAppID            string        `envconfig:"ORDER_APP_ID" default:"order-service" desc:"app-id the inventory asks whether an order exists, when order is not served by the same process"`
+	SweepBinding          string        `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
+	OutboxRetryAfter      time.Duration `envconfig:"OUTBOX_RETRY_AFTER" default:"5s" desc:"age after which the sweep re-delivers an order event still pending"`
+	OutboxStaleAfter      time.Duration `envconfig:"OUTBOX_STALE_AFTER" default:"60s" desc:"silence after which another process adopts a dead process's pending order events"`
 }
 
 var functionNames = []string{"order", "inventory", "notification"}
@@ -73,6 +75,9 @@ func loadConfig() (Config, error) {
 	}
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
+	}
+	if c.NotificationBulk < 0 {
+		return c, fmt.Errorf("NOTIFICATION_BULK %d: want 0 (off) or the most events per delivery, e.g. 100", c.NotificationBulk)
 	}
 	if c.NotificationRoute == "" {
 		c.NotificationRoute = "/orders"

@@ -221,7 +221,11 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		if err != nil {
 			return w, err
 		}
-		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Route: cfg.NotificationRoute, DeadLetterTopic: cfg.DeadLetterTopic}, notify.Send)
+		sub := runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Route: cfg.NotificationRoute, DeadLetterTopic: cfg.DeadLetterTopic}
+		if cfg.NotificationBulk > 0 {
+			sub.Bulk = &runtime.BulkDelivery{MaxMessages: cfg.NotificationBulk, MaxAwait: cfg.NotificationBulkAwait}
+		}
+		runtime.Topic(app, sub, notify.Send)
 		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.DeadLetterTopic, Route: "/deadletter/" + cfg.OrdersTopic}, notify.DeadLetter)
 		app.Requires(runtime.Component{Kind: "state", Name: cfg.NotificationStore}, runtime.Component{Kind: "bindings", Name: cfg.EmailBinding})
 		w.onReady = append(w.onReady, mailer.Check)

@@ -102,19 +102,38 @@ func (c *callback) ListTopicSubscriptions(context.Context, *emptypb.Empty) (*run
 			DeadLetterTopic: s.DeadLetterTopic,
 			Routes:          &runtimev1.TopicRoutes{Default: s.Route},
 		}
+		if b := s.Bulk; b != nil {
+			out.Subscriptions[i].BulkSubscribe = &runtimev1.BulkSubscribeConfig{
+				Enabled:            true,
+				MaxMessagesCount:   int32(b.MaxMessages),             //nolint:gosec // App.HandleTopic bounds it
+				MaxAwaitDurationMs: int32(b.MaxAwait.Milliseconds()), //nolint:gosec // App.HandleTopic bounds it
+			}
+		}
 	}
 	return out, nil
 }
 
-func (c *callback) OnTopicEvent(ctx context.Context, in *runtimev1.TopicEventRequest) (*runtimev1.TopicEventResponse, error) {
+// ceRequest is what OnTopicEvent's request and a bulk entry's CloudEvent
+// have in common.
+type ceRequest interface {
+	GetId() string
+	GetSource() string
+	GetType() string
+	GetSpecVersion() string
+	GetDataContentType() string
+	GetData() []byte
+	GetExtensions() *structpb.Struct
+}
+
+func eventMeta(in ceRequest, pubsub, topic string) *runtime.EventMeta {
 	meta := &runtime.EventMeta{
 		ID:              in.GetId(),
 		Source:          in.GetSource(),
 		Type:            in.GetType(),
 		SpecVersion:     in.GetSpecVersion(),
 		DataContentType: in.GetDataContentType(),
-		Pubsub:          in.GetPubsubName(),
-		Topic:           in.GetTopic(),
+		Pubsub:          pubsub,
+		Topic:           topic,
 	}
 	if ext := in.GetExtensions(); ext != nil {
 		meta.TraceParent = structString(ext, "traceparent")
@@ -124,11 +143,53 @@ func (c *callback) OnTopicEvent(ctx context.Context, in *runtimev1.TopicEventReq
 			meta.Time = t
 		}
 	}
+	return meta
+}
+
+func (c *callback) OnTopicEvent(ctx context.Context, in *runtimev1.TopicEventRequest) (*runtimev1.TopicEventResponse, error) {
 	m := c.messages.get()
 	defer c.messages.put(m)
-	m.Kind, m.ContentType, m.Body, m.Event, m.Metadata = runtime.KindTopic, in.GetDataContentType(), in.GetData(), meta, incomingMetadata(ctx)
+	m.Kind, m.ContentType, m.Body, m.Metadata = runtime.KindTopic, in.GetDataContentType(), in.GetData(), incomingMetadata(ctx)
+	m.Event = eventMeta(in, in.GetPubsubName(), in.GetTopic())
 	reply := c.app.Dispatch(ctx, m)
 	return &runtimev1.TopicEventResponse{Status: topicStatusPB(topicOutcome(reply.Err))}, nil
+}
+
+// OnBulkTopicEvent serves a bulk subscription (runtime.Subscription.Bulk):
+// it runs each entry's event through the App as if it had come alone, all
+// of them concurrently, and answers each entry's outcome, so daprd acks,
+// redelivers or dead-letters every event on its own.
+func (c *callback) OnBulkTopicEvent(ctx context.Context, in *runtimev1.TopicEventBulkRequest) (*runtimev1.TopicEventBulkResponse, error) {
+	entries := in.GetEntries()
+	c.app.Logger().Debug("bulk topic delivery", "pubsub", in.GetPubsubName(), "topic", in.GetTopic(), "events", len(entries))
+	out := &runtimev1.TopicEventBulkResponse{Statuses: make([]*runtimev1.TopicEventBulkResponseEntry, len(entries))}
+	md := incomingMetadata(ctx) // read-only, shared by the entries
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		wg.Go(func() {
+			out.Statuses[i] = &runtimev1.TopicEventBulkResponseEntry{
+				EntryId: e.GetEntryId(),
+				Status:  topicStatusPB(c.bulkEntry(ctx, in, e, md)),
+			}
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+func (c *callback) bulkEntry(ctx context.Context, in *runtimev1.TopicEventBulkRequest, e *runtimev1.TopicEventBulkRequestEntry, md map[string]string) runtime.Outcome {
+	m := c.messages.get()
+	defer c.messages.put(m)
+	m.Kind, m.Metadata = runtime.KindTopic, md
+	if ce := e.GetCloudEvent(); ce != nil {
+		m.ContentType, m.Body = ce.GetDataContentType(), ce.GetData()
+		m.Event = eventMeta(ce, in.GetPubsubName(), in.GetTopic())
+	} else {
+		// A raw payload (rawPayload subscriptions): no envelope, no id.
+		m.ContentType, m.Body = e.GetContentType(), e.GetBytes()
+		m.Event = &runtime.EventMeta{Pubsub: in.GetPubsubName(), Topic: in.GetTopic(), DataContentType: e.GetContentType()}
+	}
+	return topicOutcome(c.app.Dispatch(ctx, m).Err)
 }
 
 func (c *callback) ListInputBindings(context.Context, *emptypb.Empty) (*runtimev1.ListInputBindingsResponse, error) {

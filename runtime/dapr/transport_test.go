@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/daprfn/shop/runtime"
 )
@@ -175,4 +178,72 @@ func TestMissingComponentsNamesThemAndWhereToAdd(t *testing.T) {
 	assert.NotContains(t, err.Error(), "components bindings/email, state")
 	assert.NoError(t, MissingComponents([]runtime.Component{{Kind: "state", Name: "statestore"}},
 		[]runtime.Component{{Kind: "state", Name: "statestore", Type: "state.redis"}}, ""))
+}
+
+func TestGRPCBulkDeliveryAnswersEachEntryOnItsOwn(t *testing.T) {
+	app := runtime.New(runtime.Options{})
+	var mu sync.Mutex
+	got := map[string]string{}
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders",
+		Bulk: &runtime.BulkDelivery{MaxMessages: 50, MaxAwait: 5 * time.Millisecond}},
+		func(_ context.Context, ev runtime.Event[order]) error {
+			mu.Lock()
+			got[ev.ID] = ev.Pubsub + "/" + ev.Topic + ":" + ev.Data.OrderID + ":" + ev.Subject
+			mu.Unlock()
+			if ev.Data.OrderID == "retry" {
+				return runtime.RetryLater(nil)
+			}
+			return nil
+		})
+	require.NoError(t, app.Err())
+	cb := &callback{app: app}
+	ctx := context.Background()
+
+	subs, err := cb.ListTopicSubscriptions(ctx, &emptypb.Empty{})
+	require.NoError(t, err)
+	bulk := subs.GetSubscriptions()[0].GetBulkSubscribe()
+	require.NotNil(t, bulk, "the subscription declares bulk subscribe to daprd")
+	assert.True(t, bulk.GetEnabled())
+	assert.EqualValues(t, 50, bulk.GetMaxMessagesCount())
+	assert.EqualValues(t, 5, bulk.GetMaxAwaitDurationMs())
+
+	ce := func(entry, id, data string) *runtimev1.TopicEventBulkRequestEntry {
+		ext, _ := structpb.NewStruct(map[string]any{"subject": "s-" + id})
+		return &runtimev1.TopicEventBulkRequestEntry{EntryId: entry, ContentType: "application/cloudevents+json",
+			Event: &runtimev1.TopicEventBulkRequestEntry_CloudEvent{CloudEvent: &runtimev1.TopicEventCERequest{
+				Id: id, Source: "order-service", Type: "t", SpecVersion: "1.0", DataContentType: "application/json",
+				Data: []byte(data), Extensions: ext}}}
+	}
+	resp, err := cb.OnBulkTopicEvent(ctx, &runtimev1.TopicEventBulkRequest{Id: "bulk-1", PubsubName: "pubsub", Topic: "orders", Entries: []*runtimev1.TopicEventBulkRequestEntry{
+		ce("a", "e1", `{"orderId":"o1"}`),
+		ce("b", "e2", `{"orderId":"retry"}`),
+		ce("c", "e3", `{"orderId":`),
+		ce("d", "e4", `{"orderId":"o4"}`),
+	}})
+	require.NoError(t, err)
+	statuses := map[string]runtimev1.TopicEventResponse_TopicEventResponseStatus{}
+	for _, s := range resp.GetStatuses() {
+		statuses[s.GetEntryId()] = s.GetStatus()
+	}
+	assert.Equal(t, map[string]runtimev1.TopicEventResponse_TopicEventResponseStatus{
+		"a": runtimev1.TopicEventResponse_SUCCESS,
+		"b": runtimev1.TopicEventResponse_RETRY,
+		"c": runtimev1.TopicEventResponse_DROP, // not JSON: poison, dead-lettered by daprd
+		"d": runtimev1.TopicEventResponse_SUCCESS,
+	}, statuses)
+	assert.Equal(t, map[string]string{
+		"e1": "pubsub/orders:o1:s-e1",
+		"e2": "pubsub/orders:retry:s-e2",
+		"e4": "pubsub/orders:o4:s-e4",
+	}, got, "every decodable entry reached the handler once, with its envelope and the bulk request's pubsub and topic")
+}
+
+func TestHTTPDoesNotDeclareBulkSubscribe(t *testing.T) {
+	app := runtime.New(runtime.Options{})
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders", Bulk: &runtime.BulkDelivery{MaxMessages: 10}},
+		func(context.Context, runtime.Event[order]) error { return nil })
+	rec := do(NewHTTPHandler(app, HTTPOptions{}), "GET", "/dapr/subscribe", "", nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.JSONEq(t, `[{"pubsubname":"pubsub","topic":"orders","route":"/orders"}]`, rec.Body.String(),
+		"the HTTP transport reads one event per request, so it must not ask daprd for bulk envelopes")
 }
