@@ -47,32 +47,19 @@ type StateStore interface {
 }
 
 // Event is a CloudEvent to publish. ID, Source and Type are required; Data is
-// encoded as JSON. The publisher adds Trace, or when it is empty the
-// caller's traceparent.
+// encoded as JSON. The publisher adds the caller's traceparent.
 type Event struct {
 	ID      string
 	Source  string
 	Type    string
 	Subject string
 	Data    any
-	// Trace is the event's own trace, for events published together on
-	// behalf of different requests (BulkPublisher); zero means the context's.
-	Trace runtime.TraceContext
 }
 
 // Publisher publishes CloudEvents to a topic of a pub/sub component. The
 // event keeps its ID end to end, so consumers can deduplicate by it.
 type Publisher interface {
 	Publish(ctx context.Context, pubsub, topic string, ev Event) error
-}
-
-// BulkPublisher publishes several events to one topic in one call to the
-// sidecar (Dapr's bulk publish). Every event keeps its ID and its Trace.
-// errs[i] tells whether evs[i] was published (nil) or not; events of one
-// call may fail alone.
-type BulkPublisher interface {
-	Publisher
-	PublishBulk(ctx context.Context, pubsub, topic string, evs []Event) (errs []error)
 }
 
 // OutputBinding invokes an output binding component (localstorage, smtp,

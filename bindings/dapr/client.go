@@ -45,7 +45,6 @@ type Client struct {
 var (
 	_ bindings.StateStore    = (*Client)(nil)
 	_ bindings.Publisher     = (*Client)(nil)
-	_ bindings.BulkPublisher = (*Client)(nil)
 	_ bindings.OutputBinding = (*Client)(nil)
 	_ bindings.Invoker       = (*Client)(nil)
 	_ bindings.Components    = (*Client)(nil)
@@ -229,47 +228,6 @@ func (c *Client) Publish(ctx context.Context, pubsub, topic string, ev bindings.
 		return fmt.Errorf("publish %s to %s/%s: %w", ev.ID, pubsub, topic, err)
 	}
 	return nil
-}
-
-// PublishBulk implements bindings.BulkPublisher with one BulkPublishEvent
-// call: each event is a structured CloudEvent, as with Publish, carrying its
-// own trace.
-func (c *Client) PublishBulk(ctx context.Context, pubsub, topic string, evs []bindings.Event) []error {
-	errs := make([]error, len(evs))
-	entries := make([]any, 0, len(evs))
-	for i, ev := range evs {
-		body, err := bindings.EncodeCloudEvent(ctx, ev)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		entries = append(entries, daprc.PublishEventsEvent{EntryID: strconv.Itoa(i), Data: body, ContentType: runtime.ContentTypeCloudEvent})
-	}
-	if len(entries) == 0 {
-		return errs
-	}
-	res := c.sdk.PublishEvents(ctx, pubsub, topic, entries)
-	if res.Error == nil {
-		return errs
-	}
-	failed := make([]bool, len(evs))
-	named := false
-	for _, f := range res.FailedEvents {
-		if e, ok := f.(daprc.PublishEventsEvent); ok {
-			if i, err := strconv.Atoi(e.EntryID); err == nil && i >= 0 && i < len(evs) {
-				failed[i], named = true, true
-			}
-		}
-	}
-	for i := range evs {
-		// An error that names no entry is taken to fail them all: a
-		// publisher that says "not published" wrongly only repeats an event
-		// (consumers deduplicate by id); the other way round it loses one.
-		if errs[i] == nil && (failed[i] || !named) {
-			errs[i] = fmt.Errorf("publish %s to %s/%s: %w", evs[i].ID, pubsub, topic, res.Error)
-		}
-	}
-	return errs
 }
 
 // InvokeBinding implements bindings.OutputBinding.

@@ -149,7 +149,7 @@ type Publisher struct {
 	Deliver func(ctx context.Context, p Published) error
 }
 
-var _ bindings.BulkPublisher = (*Publisher)(nil)
+var _ bindings.Publisher = (*Publisher)(nil)
 
 // FailNext makes the next Publish return err.
 func (p *Publisher) FailNext(err error) { p.mu.Lock(); p.failNext = err; p.mu.Unlock() }
@@ -174,16 +174,6 @@ func (p *Publisher) Publish(ctx context.Context, pubsub, topic string, ev bindin
 		return deliver(ctx, rec)
 	}
 	return nil
-}
-
-// PublishBulk implements bindings.BulkPublisher: each event is published as
-// by Publish, so FailNext fails the first of them.
-func (p *Publisher) PublishBulk(ctx context.Context, pubsub, topic string, evs []bindings.Event) []error {
-	errs := make([]error, len(evs))
-	for i, ev := range evs {
-		errs[i] = p.Publish(ctx, pubsub, topic, ev)
-	}
-	return errs
 }
 
 // Published returns what was published, in order.

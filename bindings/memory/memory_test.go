@@ -13,18 +13,6 @@ import (
 func TestStoreConformance(t *testing.T) { conformance.StateStore(t, memory.NewStore()) }
 
 func TestPublisherConformance(t *testing.T) {
-	p, received := deliveringPublisher()
-	conformance.Publisher(t, p, "pubsub", "orders", received)
-}
-
-func TestBulkPublisherConformance(t *testing.T) {
-	p, received := deliveringPublisher()
-	conformance.BulkPublisher(t, p, "pubsub", "orders", received)
-}
-
-// deliveringPublisher is a Publisher whose events arrive on received, decoded
-// the way the runtime decodes what daprd delivers.
-func deliveringPublisher() (*memory.Publisher, <-chan conformance.Received) {
 	received := make(chan conformance.Received, 8)
 	p := &memory.Publisher{Deliver: func(_ context.Context, pub memory.Published) error {
 		meta, data, err := runtime.DecodeCloudEvent(pub.CloudEvent, runtime.ContentTypeCloudEvent)
@@ -35,5 +23,5 @@ func deliveringPublisher() (*memory.Publisher, <-chan conformance.Received) {
 		received <- conformance.Received{EventMeta: *meta, Data: json.RawMessage(data)}
 		return nil
 	}}
-	return p, received
+	conformance.Publisher(t, p, "pubsub", "orders", received)
 }

@@ -60,17 +60,7 @@ type Outbox struct {
 	pending    map[string]pendingRef // marker key -> ref
 
 	deletes *batcher[string]
-	// publishes sends the events of orders committed while a publish is in
-	// flight together, in one bulk publish; nil when pub cannot.
-	publishes *groupCommit[bindings.Event, struct{}]
-	bulk      bindings.BulkPublisher
 }
-
-// maxPublishBatch bounds one bulk publish.
-const maxPublishBatch = 100
-
-// publishTimeout bounds one bulk publish, as a Create bounds a single one.
-const publishTimeout = 10 * time.Second
 
 type pendingRef struct {
 	seq       int64
@@ -127,10 +117,6 @@ func NewOutbox(store bindings.StateStore, pub bindings.Publisher, archive Archiv
 	ob := &Outbox{store: store, pub: pub, archive: archive, cfg: cfg, log: log, owner: newOwner(),
 		pending: map[string]pendingRef{}}
 	ob.deletes = newBatcher(cfg.FlushEvery, 200, ob.deleteBatch)
-	if bp, ok := pub.(bindings.BulkPublisher); ok {
-		ob.bulk = bp
-		ob.publishes = newGroupCommit(maxPublishBatch, ob.publishBatch)
-	}
 	return ob, nil
 }
 
@@ -181,42 +167,10 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 // idempotent for consumers) and archives o.
 func (ob *Outbox) deliver(ctx context.Context, o Order) error {
 	ev := bindings.Event{ID: o.ID, Source: ob.cfg.Source, Type: EventType, Subject: o.ID, Data: EventOf(o)}
-	var err error
-	if ob.publishes != nil {
-		ev.Trace, _ = runtime.TraceFrom(ctx)
-		_, err = ob.publishes.do(ctx, ev)
-	} else {
-		err = ob.pub.Publish(ctx, ob.cfg.Pubsub, ob.cfg.Topic, ev)
-	}
-	if err != nil {
+	if err := ob.pub.Publish(ctx, ob.cfg.Pubsub, ob.cfg.Topic, ev); err != nil {
 		return err
 	}
 	return ob.archive.Write(ctx, o.ID, o)
-}
-
-// publishBatch publishes the events of a group commit: alone as a plain
-// publish, several in one bulk publish. Each event carries its order's
-// trace, so the bulk call's own context needs none.
-func (ob *Outbox) publishBatch(batch []*entry[bindings.Event, struct{}]) {
-	if len(batch) == 1 {
-		e := batch[0]
-		e.answer(struct{}{}, ob.pub.Publish(e.ctx, ob.cfg.Pubsub, ob.cfg.Topic, e.in))
-		return
-	}
-	evs := make([]bindings.Event, len(batch))
-	for i, e := range batch {
-		evs[i] = e.in
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	errs := ob.bulk.PublishBulk(ctx, ob.cfg.Pubsub, ob.cfg.Topic, evs)
-	for i, e := range batch {
-		err := errors.New("bulk publish answered for a different number of events")
-		if len(errs) == len(batch) {
-			err = errs[i]
-		}
-		e.answer(struct{}{}, err)
-	}
 }
 
 // reserve returns the marker key for the next order, persisting a new block

@@ -3,7 +3,6 @@ package order
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -190,86 +189,4 @@ func TestOrderIDsAreUnguessable(t *testing.T) {
 		require.False(t, seen[id], "ids never repeat")
 		seen[id] = true
 	}
-}
-
-// gatedBulkPublisher holds its first Publish until gate closes and records
-// the size of every bulk publish; the event whose id is fail is refused.
-type gatedBulkPublisher struct {
-	memory.Publisher
-	gate, started chan struct{}
-	once          sync.Once
-
-	mu    sync.Mutex
-	bulks []int
-	fail  string
-}
-
-func (p *gatedBulkPublisher) Publish(ctx context.Context, pubsub, topic string, ev bindings.Event) error {
-	p.once.Do(func() { close(p.started); <-p.gate })
-	return p.Publisher.Publish(ctx, pubsub, topic, ev)
-}
-
-func (p *gatedBulkPublisher) PublishBulk(ctx context.Context, pubsub, topic string, evs []bindings.Event) []error {
-	p.mu.Lock()
-	p.bulks = append(p.bulks, len(evs))
-	fail := p.fail
-	p.mu.Unlock()
-	errs := make([]error, len(evs))
-	for i, ev := range evs {
-		if ev.ID == fail {
-			errs[i] = errors.New("broker refused the event")
-			continue
-		}
-		errs[i] = p.Publisher.Publish(ctx, pubsub, topic, ev)
-	}
-	return errs
-}
-
-func traceOf(i int) runtime.TraceContext {
-	return runtime.TraceContext{TraceParent: fmt.Sprintf("00-%032x-00f067aa0ba902b7-01", i+1)}
-}
-
-func TestEventsCommittedDuringAPublishShareOneBulkPublish(t *testing.T) {
-	store := memory.NewStore()
-	pub := &gatedBulkPublisher{gate: make(chan struct{}), started: make(chan struct{}), fail: "order-3"}
-	ob := newTestOutbox(t, store, pub, OutboxConfig{FlushEvery: time.Millisecond, RetryAfter: time.Millisecond})
-	commit := func(i int) error {
-		o := testOrder(fmt.Sprintf("order-%d", i))
-		ctx := runtime.WithTraceContext(context.Background(), traceOf(i))
-		return ob.Commit(ctx, o, []bindings.StateOp{{Key: o.ID, Value: []byte(`{}`)}})
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { assert.NoError(t, commit(0)) })
-	<-pub.started // order-0's publish is in flight
-	for i := 1; i <= 5; i++ {
-		wg.Go(func() { assert.NoError(t, commit(i), "a refused event is the sweep's to deliver, not the order's failure") })
-	}
-	require.Eventually(t, func() bool { return ob.publishes.queued() == 5 }, 5*time.Second, time.Millisecond)
-	close(pub.gate)
-	wg.Wait()
-
-	pub.mu.Lock()
-	assert.Equal(t, []int{5}, pub.bulks, "the five orders committed while order-0 published shared one bulk publish")
-	pub.fail = ""
-	pub.mu.Unlock()
-	traces := map[string]string{}
-	for _, p := range pub.Published() {
-		traces[p.Event.ID] = p.Event.Trace.TraceParent
-	}
-	assert.Len(t, traces, 5, "all but the refused event were published")
-	for i := 1; i <= 5; i++ {
-		if i != 3 {
-			assert.Equal(t, traceOf(i).TraceParent, traces[fmt.Sprintf("order-%d", i)], "each event of the bulk keeps its order's trace")
-		}
-	}
-	require.Eventually(t, func() bool { return ob.Pending() == 1 }, time.Second, time.Millisecond, "the refused event's record stays pending")
-
-	time.Sleep(5 * time.Millisecond) // past RetryAfter
-	require.NoError(t, ob.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
-	ids := map[string]int{}
-	for _, p := range pub.Published() {
-		ids[p.Event.ID]++
-	}
-	assert.Equal(t, 1, ids["order-3"], "the sweep delivered the refused event")
-	assert.Len(t, ids, 6)
 }
