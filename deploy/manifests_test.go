@@ -142,6 +142,7 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 			assert.Equal(t, proto, ann["dapr.io/app-protocol"])
 			_, hasConfig := byKind["Configuration"][ann["dapr.io/config"]]
 			assert.True(t, hasConfig, "dapr.io/config names a Configuration")
+			assert.Equal(t, "GOGC="+launch.DefaultDaprdGOGC, ann["dapr.io/env"], "the sidecar runs with the launcher's GC target")
 			require.Len(t, dep.Template.Spec.Containers, 1)
 			c := dep.Template.Spec.Containers[0]
 			env := map[string]string{}

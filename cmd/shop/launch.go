@@ -29,7 +29,7 @@ func runFile(ctx context.Context, args []string) error {
 		return err
 	}
 	bin, _ := filepath.Abs(*daprd)
-	return launch.Run(ctx, f, launch.Options{Daprd: bin, Ready: banner})
+	return launch.Run(ctx, f, launch.Options{Daprd: bin, Ready: banner, DaprdGOGC: os.Getenv("DAPRD_GOGC")})
 }
 
 func envOr(k, def string) string {

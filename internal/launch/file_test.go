@@ -133,3 +133,20 @@ func TestNoMetricsConfigOnlyWithoutMetricsPortAndConfig(t *testing.T) {
 	assert.Contains(t, args, "--config "+filepath.Join(filepath.Dir(p), "my-config.yaml"))
 	assert.NotContains(t, args, "no-metrics.yaml", "the app's own configuration wins")
 }
+
+func TestDaprdGetsItsOwnGOGC(t *testing.T) {
+	t.Setenv("GOGC", "50") // the launcher's, meant for the apps
+	gogc := func(env []string) []string {
+		var out []string
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "GOGC=") {
+				out = append(out, kv)
+			}
+		}
+		return out
+	}
+	env := daprdEnv("", []string{"APP_API_TOKEN=t"})
+	assert.Equal(t, []string{"GOGC=" + DefaultDaprdGOGC}, gogc(env), "the default, once, in place of the launcher's")
+	assert.Equal(t, "APP_API_TOKEN=t", env[len(env)-1])
+	assert.Equal(t, []string{"GOGC=100"}, gogc(daprdEnv("100", nil)), "DaprdGOGC wins")
+}

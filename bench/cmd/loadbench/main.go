@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/daprfn/shop/internal/launch"
 )
 
 type options struct {
@@ -43,6 +45,7 @@ type options struct {
 	dataDir    string
 	rounds     int
 	appEnv     map[string]string
+	daprdGOGC  string
 }
 
 func main() {
@@ -60,6 +63,7 @@ func main() {
 	flag.DurationVar(&o.drainAfter, "drain-timeout", 3*time.Minute, "how long to wait for the last email after the load")
 	flag.StringVar(&o.dataDir, "data-dir", "", "where each topology's files go (order and email files, run file, components); default /dev/shm when writable, else the temp dir")
 	flag.IntVar(&o.rounds, "rounds", 3, "how many times each scenario is loaded, interleaved (a, b, a, b, ...) so drift hits every scenario alike; the report shows each figure's median round")
+	flag.StringVar(&o.daprdGOGC, "daprd-gogc", "", "GOGC of every daprd; default the launcher's ("+launch.DefaultDaprdGOGC+")")
 	var appEnv string
 	flag.StringVar(&appEnv, "app-env", "", "extra environment of the shop's function apps, as KEY=VALUE,KEY=VALUE (e.g. GOGC=100 to compare GC settings)")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")

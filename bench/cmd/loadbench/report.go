@@ -17,17 +17,21 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/daprfn/shop/internal/launch"
 )
 
 // Machine describes where the figures were measured.
 type Machine struct {
-	Cores   int    `json:"cores"`
-	CPU     string `json:"cpu"`
-	Go      string `json:"go"`
-	Daprd   string `json:"daprd"`
-	OS      string `json:"os"`
-	Date    string `json:"date"`
-	Command string `json:"command"`
+	Cores int    `json:"cores"`
+	CPU   string `json:"cpu"`
+	Go    string `json:"go"`
+	Daprd string `json:"daprd"`
+	// DaprdGOGC is the GOGC every daprd ran with (the launcher's).
+	DaprdGOGC string `json:"daprdGOGC"`
+	OS        string `json:"os"`
+	Date      string `json:"date"`
+	Command   string `json:"command"`
 	// DataDir holds the order and email files of the runs.
 	DataDir string `json:"dataDir"`
 	// FileCreateMicros is what creating one small file costs in DataDir,
@@ -71,6 +75,7 @@ func newReport(o options) *report {
 		}
 	}
 	m.DataDir = o.dataDir
+	m.DaprdGOGC = cmp.Or(o.daprdGOGC, launch.DefaultDaprdGOGC)
 	m.FileCreateMicros, _ = fileCreateMicros(o.dataDir)
 	m.TempFileCreateMicros, _ = fileCreateMicros(os.TempDir())
 	if out, err := exec.Command(o.daprd, "--version").Output(); err == nil {
@@ -183,7 +188,7 @@ func (r *report) write(dir string) error {
 func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.Machine
-	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, daprd %s, %s.\n\n", m.Date, m.Cores, m.CPU, m.Go, m.Daprd, m.OS)
+	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, daprd %s (GOGC=%s, the launcher's, in every scenario), %s.\n\n", m.Date, m.Cores, m.CPU, m.Go, m.Daprd, m.DaprdGOGC, m.OS)
 	fmt.Fprintf(&b, "Order and email files (the dev stand-ins for order storage and email) were written to %s, where creating a small file took %.0f µs; in %s it took %.0f µs.\n\n",
 		m.DataDir, m.FileCreateMicros, os.TempDir(), m.TempFileCreateMicros)
 	if len(r.Micro) > 0 {

@@ -182,7 +182,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		return nil, err
 	}
 	go func() {
-		done <- launch.Run(runCtx, f, launch.Options{Daprd: o.daprd, Out: logFile,
+		done <- launch.Run(runCtx, f, launch.Options{Daprd: o.daprd, Out: logFile, DaprdGOGC: o.daprdGOGC,
 			Ready:   func(*launch.File) { close(ready) },
 			Started: func(n string, pid int) { t.mu.Lock(); t.pids[n] = pid; t.mu.Unlock() }})
 	}()
