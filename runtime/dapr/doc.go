@@ -6,9 +6,11 @@
 // OPTIONS probe and POSTs of input bindings, topic deliveries (structured
 // CloudEvents, CloudEvents posted by users, raw payloads) and service
 // invocations. Over gRPC it implements the AppCallback and
-// AppCallbackHealthCheck services. Both feed the same runtime.Message into
-// App.Dispatch and map the answer's outcome in one place each: httpStatus and
-// topicStatus here.
+// AppCallbackHealthCheck services, including OnBulkTopicEvent for
+// subscriptions with runtime.BulkDelivery (each event of a batch is
+// dispatched on its own, concurrently, and answered with its own status).
+// Both feed the same runtime.Message into App.Dispatch and map the answer's
+// outcome in one place each: httpStatus and topicStatus here.
 //
 // The gRPC app protocol carries about 1.5x the orders per second through the
 // sidecars, but daprd rewrites an invocation's error answer into a

@@ -219,6 +219,8 @@ func TestGRPCBulkDeliveryAnswersEachEntryOnItsOwn(t *testing.T) {
 		ce("b", "e2", `{"orderId":"retry"}`),
 		ce("c", "e3", `{"orderId":`),
 		ce("d", "e4", `{"orderId":"o4"}`),
+		{EntryId: "r", ContentType: "application/json", // a rawPayload subscription's entry
+			Event: &runtimev1.TopicEventBulkRequestEntry_Bytes{Bytes: []byte(`{"orderId":"raw"}`)}},
 	}})
 	require.NoError(t, err)
 	statuses := map[string]runtimev1.TopicEventResponse_TopicEventResponseStatus{}
@@ -230,11 +232,13 @@ func TestGRPCBulkDeliveryAnswersEachEntryOnItsOwn(t *testing.T) {
 		"b": runtimev1.TopicEventResponse_RETRY,
 		"c": runtimev1.TopicEventResponse_DROP, // not JSON: poison, dead-lettered by daprd
 		"d": runtimev1.TopicEventResponse_SUCCESS,
+		"r": runtimev1.TopicEventResponse_SUCCESS,
 	}, statuses)
 	assert.Equal(t, map[string]string{
 		"e1": "pubsub/orders:o1:s-e1",
 		"e2": "pubsub/orders:retry:s-e2",
 		"e4": "pubsub/orders:o4:s-e4",
+		"":   "pubsub/orders:raw:", // a raw payload has no envelope, so no id
 	}, got, "every decodable entry reached the handler once, with its envelope and the bulk request's pubsub and topic")
 }
 

@@ -91,7 +91,7 @@ func loadScenario(ctx context.Context, o options, name string) ([]*Result, error
 func auditWord(r *Result) string {
 	a := r.Audit
 	switch {
-	case a == nil && r.Topology == "seed":
+	case a == nil && isSeed(r.Topology):
 		return "n/a (the seed)"
 	case a == nil:
 		return "n/a (null apps)"
@@ -150,7 +150,7 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	// the last.
 	deadline := time.Now().Add(o.drainAfter)
 	drained := func() bool {
-		if t.name == "seed" { // it handles no event: nothing to wait for
+		if isSeed(t.name) { // it handles no event: nothing to wait for
 			return true
 		}
 		if countEvents(t)-eventsBefore < len(ids) {
@@ -163,7 +163,7 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	}
 	done := time.Now()
 	handled := countEvents(t) - eventsBefore
-	if t.name == "seed" {
+	if isSeed(t.name) {
 		r.DistinctIDs = distinct(ids)
 	}
 	r.CompletedPerS = float64(min(handled, len(ids))) / done.Sub(start).Seconds()
@@ -237,7 +237,7 @@ func countArchived(t *topology) int {
 // countEvents counts handled events: email files for the shop, the null
 // notification app's counter for the floor.
 func countEvents(t *topology) int {
-	if t.name == "seed" {
+	if isSeed(t.name) {
 		return 0 // it sends no notification: its handler cannot read a CloudEvent
 	}
 	if t.countURL != "" {

@@ -56,14 +56,14 @@ func main() {
 	flag.DurationVar(&o.fixedFor, "fixed-duration", 10*time.Second, "length of each fixed-rate run")
 	flag.IntVar(&o.rate, "rate", 200, "orders per second of the fixed-rate run")
 	flag.IntVar(&o.conns, "conns", 16, "connections of the saturation run")
-	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor,floor-bindings,seed", "topologies to load: distributed, embedded, floor, floor-bindings, seed")
+	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor,floor-bindings,seed,seed-tuned", "topologies to load: distributed, embedded, floor, floor-bindings, seed (the tutorial's services on daprd as `dapr run` starts it), seed-tuned (the same on the launcher's sidecar)")
 	flag.StringVar(&o.baseline, "baseline", "", "micro-benchmark output of an earlier run to compare with benchstat")
 	flag.BoolVar(&o.skipMicro, "skip-micro", false, "skip the micro-benchmarks")
 	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")
 	flag.DurationVar(&o.drainAfter, "drain-timeout", 3*time.Minute, "how long to wait for the last email after the load")
 	flag.StringVar(&o.dataDir, "data-dir", "", "where each topology's files go (order and email files, run file, components); default /dev/shm when writable, else the temp dir")
 	flag.IntVar(&o.rounds, "rounds", 3, "how many times each scenario is loaded, interleaved (a, b, a, b, ...) so drift hits every scenario alike; the report shows each figure's median round")
-	flag.StringVar(&o.daprdGOGC, "daprd-gogc", "", "GOGC of every daprd; default the launcher's ("+launch.DefaultDaprdGOGC+")")
+	flag.StringVar(&o.daprdGOGC, "daprd-gogc", "", "GOGC of every daprd but the seed scenario's; default the launcher's ("+launch.DefaultDaprdGOGC+")")
 	var appEnv string
 	flag.StringVar(&appEnv, "app-env", "", "extra environment of the shop's function apps, as KEY=VALUE,KEY=VALUE (e.g. GOGC=100 to compare GC settings)")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
@@ -108,7 +108,7 @@ func run(ctx context.Context, o options) error {
 	if o.dataDir == "" {
 		o.dataDir = defaultDataDir()
 	}
-	if slices.Contains(o.scenarios, "seed") {
+	if slices.ContainsFunc(o.scenarios, isSeed) {
 		if err := installSeed(o); err != nil {
 			return err
 		}

@@ -55,3 +55,19 @@ func TestTheSeedIsComparedByItsAnswers(t *testing.T) {
 	assert.InDelta(t, 150, r.Compared[0].Percent, 1e-9, "the seed completes nothing: its answered/s is the baseline")
 	assert.Equal(t, []float64{400}, r.Scenarios[1].Rounds)
 }
+
+func TestBothSeedsAreBaselines(t *testing.T) {
+	stock, tuned := runOf("seed", 1, 0), runOf("seed-tuned", 1, 0)
+	stock.AnsweredPerSec, tuned.AnsweredPerSec = 300, 400
+	runs := []*Result{runOf("distributed", 1, 900), stock, tuned}
+	r := &report{Scenarios: medianRounds(runs)}
+	r.compare(runs)
+	require.Len(t, r.Compared, 2)
+	assert.Equal(t, "seed", r.Compared[0].Baseline)
+	assert.InDelta(t, 300, r.Compared[0].Percent, 1e-9)
+	assert.Equal(t, "seed-tuned", r.Compared[1].Baseline)
+	assert.InDelta(t, 225, r.Compared[1].Percent, 1e-9)
+	md := r.markdown()
+	assert.Contains(t, md, "| seed | distributed | saturation (16 conns) | 900 | 300 | 3.00x |")
+	assert.Contains(t, md, "| seed-tuned | distributed | saturation (16 conns) | 900 | 400 | 2.25x |")
+}

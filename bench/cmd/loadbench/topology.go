@@ -61,13 +61,14 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	}
 	// The previous topology's processes may still be releasing their ports.
 	http.DefaultClient.CloseIdleConnections()
-	for _, p := range []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503} {
+	for _, p := range []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503, 9090, 9091, 9092} {
 		if err := waitFree(p, 20*time.Second); err != nil {
 			return nil, fmt.Errorf("port %d is taken (is `make run` still running?): %w", p, err)
 		}
 	}
 	t := &topology{name: name, dir: dir, pids: map[string]int{}, profiles: map[string]string{}}
 	profilePort := 7700
+	metricsPort := 9089
 	var stopRedis func()
 	data := filepath.Join(dir, "data")
 	for _, sub := range []string{"orders", "emails"} {
@@ -85,6 +86,12 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	app := func(id string, appPort, httpPort, grpcPort int, protocol string, command []string, env map[string]string) {
 		fmt.Fprintf(&run, "- appID: %s\n  appDirPath: %s\n  appPort: %d\n  daprHTTPPort: %d\n  daprGRPCPort: %d\n  appProtocol: %s\n  command: [%s]\n",
 			id, o.repo, appPort, httpPort, grpcPort, protocol, quoteAll(command))
+		if name == "seed" {
+			// As `dapr run` starts a sidecar: recording metrics for its
+			// exporter (the launcher turns them off only without a port).
+			metricsPort++
+			fmt.Fprintf(&run, "  metricsPort: %d\n", metricsPort)
+		}
 		if o.profile {
 			profilePort++
 			fmt.Fprintf(&run, "  enableProfiling: true\n  profilePort: %d\n", profilePort)
@@ -145,7 +152,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		if isFloor(name) {
 			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
 		}
-	case "seed":
+	case "seed", "seed-tuned":
 		addr, stop, err := privateRedis(dir)
 		if err != nil {
 			return nil, err
@@ -161,7 +168,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		}
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/inventory-service/method/inventory", seedApps[1].http)
 	default:
-		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded, floor, floor-bindings or seed", name)
+		return nil, fmt.Errorf("unknown scenario %q: want distributed, embedded, floor, floor-bindings, seed or seed-tuned", name)
 	}
 	t.orderURL = "http://127.0.0.1:3500/v1.0/invoke/order-service/method/orders"
 	t.getURL = t.orderURL + "/"
@@ -181,8 +188,12 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		cancel()
 		return nil, err
 	}
+	gogc := o.daprdGOGC
+	if name == "seed" {
+		gogc = "100" // Go's default, which `dapr run` leaves alone
+	}
 	go func() {
-		done <- launch.Run(runCtx, f, launch.Options{Daprd: o.daprd, Out: logFile, DaprdGOGC: o.daprdGOGC,
+		done <- launch.Run(runCtx, f, launch.Options{Daprd: o.daprd, Out: logFile, DaprdGOGC: gogc,
 			Ready:   func(*launch.File) { close(ready) },
 			Started: func(n string, pid int) { t.mu.Lock(); t.pids[n] = pid; t.mu.Unlock() }})
 	}()
