@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	}
 	// The previous topology's processes may still be releasing their ports.
 	http.DefaultClient.CloseIdleConnections()
-	for _, p := range []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503, 9090, 9091, 9092} {
+	for _, p := range fixedPorts {
 		if err := waitFree(p, 20*time.Second); err != nil {
 			return nil, fmt.Errorf("port %d is taken (is `make run` still running?): %w", p, err)
 		}
@@ -222,14 +223,23 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	return t, nil
 }
 
+// fixedPorts are the ports of the seed's topology (seedApps) and the seed's
+// metrics ports: free before each topology starts, never a private Redis's.
+var fixedPorts = []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503, 9090, 9091, 9092}
+
 // privateRedis starts a non-persistent redis-server of the topology's own on
-// a free port.
+// a free port that no sidecar of the topology is about to take (PickPort
+// draws from 20000-32767, where the sidecars' gRPC ports are).
 func privateRedis(dir string) (addr string, stop func(), err error) {
-	port, err := daprtest.PickPort()
-	if err != nil {
-		return "", nil, err
+	for {
+		port, err := daprtest.PickPort()
+		if err != nil {
+			return "", nil, err
+		}
+		if !slices.Contains(fixedPorts, port) {
+			return daprtest.RunRedis(port, dir)
+		}
 	}
-	return daprtest.RunRedis(port, dir)
 }
 
 // seedComponent is the seed's statestore.yaml and pubsub.yaml, as its
