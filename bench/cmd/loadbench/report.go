@@ -27,7 +27,8 @@ type Machine struct {
 	CPU   string `json:"cpu"`
 	Go    string `json:"go"`
 	Daprd string `json:"daprd"`
-	// DaprdGOGC is the GOGC every daprd ran with (the launcher's).
+	// DaprdGOGC is the GOGC of every daprd but the seed scenario's, which
+	// runs Go's default as `dapr run` leaves it.
 	DaprdGOGC string `json:"daprdGOGC"`
 	OS        string `json:"os"`
 	Date      string `json:"date"`
