@@ -70,6 +70,10 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	t := &topology{name: name, dir: dir, pids: map[string]int{}, profiles: map[string]string{}}
 	profilePort := 7700
 	metricsPort := 9089
+	// The seed scenario runs its sidecars as `dapr run` starts them:
+	// recording metrics for an exporter (the launcher turns them off only
+	// without a port) and with Go's default GC.
+	asDaprRun := name == "seed"
 	var stopRedis func()
 	data := filepath.Join(dir, "data")
 	for _, sub := range []string{"orders", "emails"} {
@@ -87,9 +91,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	app := func(id string, appPort, httpPort, grpcPort int, protocol string, command []string, env map[string]string) {
 		fmt.Fprintf(&run, "- appID: %s\n  appDirPath: %s\n  appPort: %d\n  daprHTTPPort: %d\n  daprGRPCPort: %d\n  appProtocol: %s\n  command: [%s]\n",
 			id, o.repo, appPort, httpPort, grpcPort, protocol, quoteAll(command))
-		if name == "seed" {
-			// As `dapr run` starts a sidecar: recording metrics for its
-			// exporter (the launcher turns them off only without a port).
+		if asDaprRun {
 			metricsPort++
 			fmt.Fprintf(&run, "  metricsPort: %d\n", metricsPort)
 		}
@@ -190,8 +192,8 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		return nil, err
 	}
 	gogc := o.daprdGOGC
-	if name == "seed" {
-		gogc = "100" // Go's default, which `dapr run` leaves alone
+	if asDaprRun {
+		gogc = "100"
 	}
 	go func() {
 		done <- launch.Run(runCtx, f, launch.Options{Daprd: o.daprd, Out: logFile, DaprdGOGC: gogc,
