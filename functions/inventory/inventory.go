@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/internal/workers"
 	"github.com/daprfn/shop/runtime"
 )
 
@@ -132,6 +133,7 @@ type Service struct {
 	ttl     time.Duration
 	now     func() time.Time
 	queues  sync.Map // product id -> *queue
+	drains  *workers.Pool
 }
 
 // New returns the inventory function over store.
@@ -149,7 +151,7 @@ func New(store bindings.StateStore, cfg Config) (*Service, error) {
 		cfg.HoldTTL = time.Minute
 	}
 	s := &Service{store: store, catalog: cfg.Catalog, byID: map[string]Item{}, level: cfg.RestockLevel, tries: cfg.MaxAttempts,
-		orders: cfg.Orders, ttl: cfg.HoldTTL, now: time.Now}
+		orders: cfg.Orders, ttl: cfg.HoldTTL, now: time.Now, drains: workers.New(0)}
 	for _, it := range cfg.Catalog {
 		if it.ID == "" {
 			return nil, errors.New("inventory: catalog item without an id")
@@ -558,7 +560,7 @@ func (s *Service) update(ctx context.Context, productID string, fn func(*Product
 	q.running = true
 	q.mu.Unlock()
 	if lead {
-		go s.drain(productID, q)
+		s.drains.Go(func() { s.drain(productID, q) })
 	}
 	// Wait for the outcome even if ctx ends meanwhile: once applied, the
 	// change is written or not, and the caller must know which.

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/daprfn/shop/internal/workers"
 )
 
 // batcher collects values and hands them to flush in batches: when max have
@@ -76,8 +78,9 @@ func (b *batcher[T]) run(every time.Duration, max int, flush func([]T)) {
 // A busy process pays one sidecar round trip for many requests; an idle one
 // sends each at once. call must answer every entry of its batch once.
 type groupCommit[T, R any] struct {
-	max  int
-	call func(batch []*entry[T, R])
+	max    int
+	call   func(batch []*entry[T, R])
+	drains *workers.Pool // runs drain, on a goroutine whose stack fits call
 
 	mu       sync.Mutex
 	queue    []*entry[T, R]
@@ -99,7 +102,7 @@ type result[R any] struct {
 func (e *entry[T, R]) answer(out R, err error) { e.done <- result[R]{out, err} }
 
 func newGroupCommit[T, R any](max int, call func([]*entry[T, R])) *groupCommit[T, R] {
-	return &groupCommit[T, R]{max: max, call: call}
+	return &groupCommit[T, R]{max: max, call: call, drains: workers.New(0)}
 }
 
 // do queues in and waits for its answer or for ctx to end. A request whose
@@ -113,7 +116,7 @@ func (g *groupCommit[T, R]) do(ctx context.Context, in T) (R, error) {
 	g.inFlight = true
 	g.mu.Unlock()
 	if lead {
-		go g.drain()
+		g.drains.Go(g.drain)
 	}
 	select {
 	case r := <-e.done:

@@ -163,7 +163,7 @@ type appCallback interface {
 }
 
 func grpcImpls(b *testing.B) map[string]appCallback {
-	return map[string]appCallback{"runtime": &callback{app: ourApp()}, "go-sdk": sdkGRPC(b)}
+	return map[string]appCallback{"runtime": newCallback(ourApp()), "go-sdk": sdkGRPC(b)}
 }
 
 func BenchmarkGRPCInvoke(b *testing.B) {

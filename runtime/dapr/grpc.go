@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/daprfn/shop/internal/workers"
 	"github.com/daprfn/shop/runtime"
 )
 
@@ -29,8 +30,12 @@ func NewGRPCServer(app *runtime.App, appToken string, opts ...grpc.ServerOption)
 	if appToken != "" {
 		opts = append(opts, grpc.UnaryInterceptor(tokenInterceptor(appToken)))
 	}
+	// Streams run on reused goroutines, whose stacks have grown to fit a
+	// handler's outgoing calls (see internal/workers); more concurrent
+	// streams than workers get goroutines of their own.
+	opts = append(opts, grpc.NumStreamWorkers(streamWorkers))
 	s := grpc.NewServer(opts...)
-	cb := &callback{app: app}
+	cb := newCallback(app)
 	runtimev1.RegisterAppCallbackServer(s, cb)
 	runtimev1.RegisterAppCallbackHealthCheckServer(s, cb)
 	return s
@@ -65,6 +70,14 @@ type callback struct {
 	runtimev1.UnimplementedAppCallbackHealthCheckServer
 	app      *runtime.App
 	messages messagePool
+	entries  *workers.Pool // runs the events of bulk deliveries
+}
+
+// streamWorkers is how many goroutines of the gRPC server take streams.
+const streamWorkers = 16
+
+func newCallback(app *runtime.App) *callback {
+	return &callback{app: app, entries: workers.New(0)}
 }
 
 func (c *callback) HealthCheck(context.Context, *emptypb.Empty) (*runtimev1.HealthCheckResponse, error) {
@@ -165,8 +178,10 @@ func (c *callback) OnBulkTopicEvent(ctx context.Context, in *runtimev1.TopicEven
 	out := &runtimev1.TopicEventBulkResponse{Statuses: make([]*runtimev1.TopicEventBulkResponseEntry, len(entries))}
 	md := incomingMetadata(ctx) // read-only, shared by the entries
 	var wg sync.WaitGroup
+	wg.Add(len(entries))
 	for i, e := range entries {
-		wg.Go(func() {
+		c.entries.Go(func() {
+			defer wg.Done()
 			out.Statuses[i] = &runtimev1.TopicEventBulkResponseEntry{
 				EntryId: e.GetEntryId(),
 				Status:  topicStatusPB(c.bulkEntry(ctx, in, e, md)),

@@ -138,7 +138,7 @@ func TestHTTPTransportEnforcesTheAppToken(t *testing.T) {
 
 func TestGRPCTransport(t *testing.T) {
 	app, seen := testApp()
-	cb := &callback{app: app}
+	cb := newCallback(app)
 	ctx := context.Background()
 
 	subs, err := cb.ListTopicSubscriptions(ctx, &emptypb.Empty{})
@@ -196,7 +196,7 @@ func TestGRPCBulkDeliveryAnswersEachEntryOnItsOwn(t *testing.T) {
 			return nil
 		})
 	require.NoError(t, app.Err())
-	cb := &callback{app: app}
+	cb := newCallback(app)
 	ctx := context.Background()
 
 	subs, err := cb.ListTopicSubscriptions(ctx, &emptypb.Empty{})
