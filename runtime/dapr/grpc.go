@@ -32,8 +32,9 @@ func NewGRPCServer(app *runtime.App, appToken string, opts ...grpc.ServerOption)
 	}
 	// Streams run on reused goroutines, whose stacks have grown to fit a
 	// handler's outgoing calls (see internal/workers); more concurrent
-	// streams than workers get goroutines of their own.
-	opts = append(opts, grpc.NumStreamWorkers(streamWorkers))
+	// streams than workers get goroutines of their own. First, so that the
+	// caller's options can change it.
+	opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(streamWorkers)}, opts...)
 	s := grpc.NewServer(opts...)
 	cb := newCallback(app)
 	runtimev1.RegisterAppCallbackServer(s, cb)
