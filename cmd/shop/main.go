@@ -190,9 +190,11 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 	}
 
 	if cfg.serves("order") {
-		var stock order.Stock = order.NewInvokeStock(p.invoke, cfg.InventoryAppID, log)
-		if inv != nil {
-			stock = localStock{inv} // same process: no sidecar hop
+		var stock order.Stock = localStock{inv, log} // same process: no sidecar hop
+		if inv == nil {
+			remote := order.NewInvokeStock(p.invoke, cfg.InventoryAppID, log)
+			w.closers = append(w.closers, remote.Close)
+			stock = remote
 		}
 		archive, err := orderstore.New(p.out, cfg.OrderStoreBinding, bindings.TypeOf(p.comps, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
 		if err != nil {
@@ -207,7 +209,6 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		if err != nil {
 			return w, err
 		}
-		w.closers = append(w.closers, orders.Close) // runs before ob.Close
 		runtime.Invoke(app, "POST /orders", orders.Create)
 		runtime.Invoke(app, "GET /orders/{id}", orders.Get)
 		runtime.Binding(app, cfg.SweepBinding, ob.Sweep)
@@ -238,20 +239,28 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 
 // localStock is order.Stock served by the inventory function in the same
 // process (the embedded mode).
-type localStock struct{ inv *inventory.Service }
+type localStock struct {
+	inv *inventory.Service
+	log *slog.Logger
+}
 
 func (l localStock) Take(ctx context.Context, orderID, productID string, qty int) (order.Availability, error) {
 	r, err := l.inv.Check(ctx, inventory.CheckRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
 	return order.Availability{Available: r.Available, ProductName: r.ProductName, Remaining: r.RemainingStock}, err
 }
 
-func (l localStock) Confirm(ctx context.Context, taken []order.Taken) error {
-	req := inventory.ConfirmRequest{Orders: make([]inventory.Confirmation, len(taken))}
-	for i, t := range taken {
-		req.Orders[i] = inventory.Confirmation{OrderID: t.OrderID, ProductID: t.ProductID}
-	}
-	_, err := l.inv.Confirm(ctx, req)
-	return err
+// Confirm joins the product's next write: the inventory writes the changes
+// that arrive while a write of the product is in flight together, so a busy
+// shop's confirmations cost no write of their own.
+func (l localStock) Confirm(t order.Taken) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req := inventory.ConfirmRequest{Orders: []inventory.Confirmation{{OrderID: t.OrderID, ProductID: t.ProductID}}}
+		if _, err := l.inv.Confirm(ctx, req); err != nil {
+			l.log.Warn("confirming a stock hold failed; the inventory's hold sweep will settle it", "order", t.OrderID, "error", err.Error())
+		}
+	}()
 }
 
 // gcSetting names the GC target procdefaults.Apply left in effect.

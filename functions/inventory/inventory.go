@@ -260,9 +260,13 @@ func (s *Service) take(p *Product, in CheckRequest) (out CheckResponse, took boo
 // ReserveRequest is the body of POST /reserve: the checks of several
 // orders in one call, each with its order id. The order-service sends the
 // orders that arrive while its previous call is in flight, so a busy shop
-// pays one sidecar hop for many orders.
+// pays one sidecar hop for many orders. Confirm carries the confirmations of
+// orders stored since (as POST /confirm does), applied in the same write as
+// the takes of their product, so a hold lasts about one call and a product's
+// record stays small however busy the shop is.
 type ReserveRequest struct {
-	Orders []CheckRequest `json:"orders"`
+	Orders  []CheckRequest `json:"orders"`
+	Confirm []Confirmation `json:"confirm,omitempty"`
 }
 
 // MaxReservations bounds one POST /reserve.
@@ -281,7 +285,10 @@ func (r ReserveRequest) Validate() error {
 			return err
 		}
 	}
-	return nil
+	if len(r.Confirm) > MaxConfirmations {
+		return runtime.Invalid("invalid_confirmations", "confirm must list at most %d {orderId, productId}", MaxConfirmations)
+	}
+	return validConfirmations(r.Confirm)
 }
 
 // Reservation is the answer to one order of POST /reserve: /check's answer,
@@ -293,33 +300,48 @@ type Reservation struct {
 }
 
 // ReserveResponse answers POST /reserve, one reservation per order, in the
-// request's order.
+// request's order, and how many of the carried confirmations dropped a hold.
 type ReserveResponse struct {
-	Orders []Reservation `json:"orders"`
+	Orders    []Reservation `json:"orders"`
+	Confirmed int           `json:"confirmed"`
 }
 
-// Reserve checks every order of in as Check does, with one write per
-// product. It fails as a whole only when the stock cannot be read or
-// written; an unknown product fails its own orders only.
+// Reserve confirms the carried confirmations and checks every order of in as
+// Check does, with one write per product. It fails as a whole only when the
+// stock cannot be read or written; an unknown product fails its own orders
+// only, and confirmations of an unknown product are ignored.
 func (s *Service) Reserve(ctx context.Context, in ReserveRequest) (ReserveResponse, error) {
 	out := ReserveResponse{Orders: make([]Reservation, len(in.Orders))}
-	byProduct := map[string][]int{}
+	takes := map[string][]int{}
 	var products []string
+	seen := func(product string) {
+		if _, ok := takes[product]; !ok {
+			takes[product] = nil
+			products = append(products, product)
+		}
+	}
 	for i, c := range in.Orders {
 		out.Orders[i].OrderID = c.OrderID
 		if _, ok := s.byID[c.ProductID]; !ok {
 			out.Orders[i].NotFound = true
 			continue
 		}
-		if _, seen := byProduct[c.ProductID]; !seen {
-			products = append(products, c.ProductID)
+		seen(c.ProductID)
+		takes[c.ProductID] = append(takes[c.ProductID], i)
+	}
+	confirms := map[string][]string{}
+	for _, c := range in.Confirm {
+		if _, ok := s.byID[c.ProductID]; ok {
+			seen(c.ProductID)
+			confirms[c.ProductID] = append(confirms[c.ProductID], c.OrderID)
 		}
-		byProduct[c.ProductID] = append(byProduct[c.ProductID], i)
 	}
 	for _, product := range products {
-		idx := byProduct[product]
+		idx, ids := takes[product], confirms[product]
+		n := 0
 		err := s.update(ctx, product, func(p *Product) bool {
-			changed := false
+			n = dropHolds(p, ids)
+			changed := n > 0
 			for _, i := range idx {
 				r, took := s.take(p, in.Orders[i])
 				out.Orders[i].CheckResponse = r
@@ -330,8 +352,22 @@ func (s *Service) Reserve(ctx context.Context, in ReserveRequest) (ReserveRespon
 		if err != nil {
 			return ReserveResponse{}, err
 		}
+		out.Confirmed += n
 	}
 	return out, nil
+}
+
+// dropHolds makes the holds of the orders ids final and says how many there
+// were; the others were settled before.
+func dropHolds(p *Product, ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if _, ok := p.Holds[id]; ok {
+			delete(p.Holds, id)
+			n++
+		}
+	}
+	return n
 }
 
 // ConfirmRequest is the body of POST /confirm: orders that were stored, so
@@ -354,7 +390,11 @@ func (r ConfirmRequest) Validate() error {
 	if len(r.Orders) == 0 || len(r.Orders) > MaxConfirmations {
 		return runtime.Invalid("invalid_confirmations", "orders must list 1 to %d {orderId, productId}", MaxConfirmations)
 	}
-	for _, c := range r.Orders {
+	return validConfirmations(r.Orders)
+}
+
+func validConfirmations(cs []Confirmation) error {
+	for _, c := range cs {
 		if err := validOrderID(c.OrderID); err != nil {
 			return err
 		}
@@ -381,13 +421,7 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmRequest) (ConfirmRespon
 	for product, ids := range byProduct {
 		n := 0
 		err := s.update(ctx, product, func(p *Product) bool {
-			n = 0
-			for _, id := range ids {
-				if _, ok := p.Holds[id]; ok {
-					delete(p.Holds, id)
-					n++
-				}
-			}
+			n = dropHolds(p, ids)
 			return n > 0
 		})
 		if err != nil {

@@ -242,6 +242,37 @@ func TestReserveChecksEachOrderWithOneWritePerProduct(t *testing.T) {
 	assert.Equal(t, 3, c.Confirmed, "exactly the available reservations were held")
 }
 
+func TestReserveConfirmsInTheSameWriteAsItsTakes(t *testing.T) {
+	ctx := context.Background()
+	store := &slowStore{Store: memory.NewStore()}
+	svc, err := New(store, Config{}) // the seed's catalog: product-1 10, product-2 50
+	require.NoError(t, err)
+	first, err := svc.Reserve(ctx, ReserveRequest{Orders: []CheckRequest{
+		{OrderID: "order-a", ProductID: "product-1", Quantity: 2},
+		{OrderID: "order-b", ProductID: "product-2", Quantity: 1},
+	}})
+	require.NoError(t, err)
+	assert.Zero(t, first.Confirmed)
+	saves := store.saves.Load()
+
+	req := ReserveRequest{
+		Orders:  []CheckRequest{{OrderID: "order-c", ProductID: "product-1", Quantity: 3}},
+		Confirm: []Confirmation{{"order-a", "product-1"}, {"order-b", "product-2"}, {"order-x", "product-1"}, {"order-y", "product-9"}},
+	}
+	require.NoError(t, req.Validate())
+	out, err := svc.Reserve(ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, 2, out.Confirmed, "order-a's and order-b's holds; order-x held nothing, product-9 is unknown")
+	assert.True(t, out.Orders[0].Available)
+	assert.Equal(t, 5, out.Orders[0].RemainingStock, "confirming gives nothing back")
+	assert.Equal(t, saves+2, store.saves.Load(), "one write per product: product-1's confirmation and take together")
+	var p Product
+	it, err := store.Get(ctx, Key("product-1"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(it.Value, &p))
+	assert.Equal(t, []string{"order-c"}, slices.Collect(maps.Keys(p.Holds)), "only the unconfirmed order holds stock")
+}
+
 func TestReserveRequestValidation(t *testing.T) {
 	ok := CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 1}
 	assert.NoError(t, ReserveRequest{Orders: []CheckRequest{ok}}.Validate())
@@ -250,6 +281,8 @@ func TestReserveRequestValidation(t *testing.T) {
 		"no order id": {Orders: []CheckRequest{{ProductID: "product-1", Quantity: 1}}},
 		"bad qty":     {Orders: []CheckRequest{ok, {OrderID: "order-2", ProductID: "product-1", Quantity: 0}}},
 		"too many":    {Orders: slices.Repeat([]CheckRequest{ok}, MaxReservations+1)},
+		"bad confirm": {Orders: []CheckRequest{ok}, Confirm: []Confirmation{{OrderID: "order 1", ProductID: "product-1"}}},
+		"confirms":    {Orders: []CheckRequest{ok}, Confirm: slices.Repeat([]Confirmation{{"order-1", "product-1"}}, MaxConfirmations+1)},
 	} {
 		var e *runtime.Error
 		err := r.Validate()

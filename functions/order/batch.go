@@ -73,6 +73,120 @@ func (b *batcher[T]) run(every time.Duration, max int, flush func([]T)) {
 	}
 }
 
+// carryQueue holds values until a call that goes anyway carries them along
+// (take), or, once the oldest has waited `after`, flush sends them on its
+// own, up to max per flush: a busy process sends none on their own, an idle
+// one holds them about `after` at most. flush runs on the queue's own
+// goroutine, one batch at a time; close flushes what is left.
+type carryQueue[T any] struct {
+	after time.Duration
+	max   int
+	flush func([]T)
+
+	mu     sync.Mutex
+	items  []T
+	since  time.Time // when the oldest of items was queued, or earlier
+	closed bool
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newCarryQueue[T any](after time.Duration, max int, flush func([]T)) *carryQueue[T] {
+	q := &carryQueue[T]{after: after, max: max, flush: flush, stop: make(chan struct{}), done: make(chan struct{})}
+	go q.run()
+	return q
+}
+
+// add queues v; after close it is dropped.
+func (q *carryQueue[T]) add(v T) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	if len(q.items) == 0 {
+		q.since = time.Now()
+	}
+	q.items = append(q.items, v)
+}
+
+// take removes and returns up to max of the oldest values, for a call to
+// carry along.
+func (q *carryQueue[T]) take(max int) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.items), max)
+	if n == 0 {
+		return nil
+	}
+	out := slices.Clone(q.items[:n])
+	q.items = slices.Delete(q.items, 0, n)
+	return out
+}
+
+// restore puts taken values back in front, when the call that carried them
+// failed; after close they are flushed at once.
+func (q *carryQueue[T]) restore(vs []T) {
+	if len(vs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		q.flush(vs)
+		return
+	}
+	if len(q.items) == 0 {
+		q.since = time.Now()
+	}
+	q.items = append(slices.Clone(vs), q.items...)
+	q.mu.Unlock()
+}
+
+// close flushes what is queued and stops the queue.
+func (q *carryQueue[T]) close() {
+	q.closeOnce.Do(func() { close(q.stop) })
+	<-q.done
+}
+
+// due removes and returns up to max values if the oldest has waited long
+// enough (or always, when all is true).
+func (q *carryQueue[T]) due(all bool) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 || !all && time.Since(q.since) < q.after {
+		return nil
+	}
+	n := min(len(q.items), q.max)
+	out := slices.Clone(q.items[:n])
+	q.items = slices.Delete(q.items, 0, n)
+	return out
+}
+
+func (q *carryQueue[T]) run() {
+	defer close(q.done)
+	tick := time.NewTicker(max(q.after/2, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			for b := q.due(false); b != nil; b = q.due(false) {
+				q.flush(b)
+			}
+		case <-q.stop:
+			q.mu.Lock()
+			q.closed = true
+			q.mu.Unlock()
+			for b := q.due(true); b != nil; b = q.due(true) {
+				q.flush(b)
+			}
+			return
+		}
+	}
+}
+
 // groupCommit sends the requests that arrive while a call is in flight
 // together in the next call: one call at a time, up to max requests each.
 // A busy process pays one sidecar round trip for many requests; an idle one

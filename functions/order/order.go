@@ -61,8 +61,12 @@ type Stock interface {
 	// again for the same order takes nothing more. An unknown product is an
 	// error that classifies as NotFound.
 	Take(ctx context.Context, orderID, productID string, qty int) (Availability, error)
-	// Confirm makes the holds of stored orders final.
-	Confirm(ctx context.Context, taken []Taken) error
+	// Confirm queues the confirmation that an order was stored, so its hold
+	// becomes final; the Stock sends it when it suits (with later takes, or
+	// on its own within a short while). It never holds the order up: a lost
+	// confirmation costs only time, as the inventory's hold sweep settles the
+	// hold by looking the order up.
+	Confirm(t Taken)
 }
 
 // Taken names an order and the product it took stock of.
@@ -155,12 +159,10 @@ type Service struct {
 	now    func() time.Time
 	limit  time.Duration
 	keys   sync.Map // idempotency key -> *sync.Mutex, for requests in flight
-
-	confirms *batcher[Taken]
 }
 
 // New returns the order function; each Create is bounded by createTimeout
-// (DefaultCreateTimeout when 0). Close stops its confirmation batcher.
+// (DefaultCreateTimeout when 0).
 func New(store bindings.StateStore, stock Stock, outbox *Outbox, createTimeout time.Duration, log *slog.Logger) (*Service, error) {
 	if store == nil || stock == nil || outbox == nil {
 		return nil, errors.New("order: state store, stock and outbox are required")
@@ -171,23 +173,7 @@ func New(store bindings.StateStore, stock Stock, outbox *Outbox, createTimeout t
 	if createTimeout <= 0 {
 		createTimeout = DefaultCreateTimeout
 	}
-	s := &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now, limit: createTimeout}
-	s.confirms = newBatcher(100*time.Millisecond, 500, s.confirmBatch)
-	return s, nil
-}
-
-// Close sends the confirmations still queued and stops the batcher.
-func (s *Service) Close() { s.confirms.close() }
-
-// confirmBatch confirms stored orders' holds in one call (per 100 ms or 500
-// orders). A lost batch costs nothing but time: the inventory's hold sweep
-// confirms those holds by looking the orders up.
-func (s *Service) confirmBatch(batch []Taken) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.stock.Confirm(ctx, batch); err != nil {
-		s.log.Warn("confirming stock holds failed; the inventory's hold sweep will settle them", "orders", len(batch), "error", err.Error())
-	}
+	return &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now, limit: createTimeout}, nil
 }
 
 // NewID returns an unguessable order id: "order-" and 128 random bits.
@@ -256,7 +242,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		s.log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
 		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
 	}
-	s.confirms.add(Taken{OrderID: o.ID, ProductID: o.ProductID})
+	s.stock.Confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return resp, nil
 }
 

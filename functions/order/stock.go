@@ -16,9 +16,11 @@ import (
 // InvokeStock is Stock over service invocation of the inventory app. Takes
 // that arrive while a call is in flight go together in the next call, to
 // POST /reserve, so a busy order-service pays one sidecar hop for many
-// orders; an idle one sends each take at once. Against an inventory without
-// /reserve (the seed's) it falls back to the seed's POST /check, one order
-// per call. Confirm is POST /confirm.
+// orders; an idle one sends each take at once. Confirmations ride along with
+// the next /reserve, so a busy shop's holds last about one call and cost no
+// call of their own; the ones no /reserve carried within ConfirmAfter go in a
+// POST /confirm. Against an inventory without /reserve (the seed's) it falls
+// back to the seed's POST /check, one order per call.
 type InvokeStock struct {
 	invoker bindings.Invoker
 	appID   string
@@ -26,17 +28,31 @@ type InvokeStock struct {
 
 	perOrder atomic.Bool // the inventory has no /reserve
 	takes    *groupCommit[checkBody, Availability]
+	confirms *carryQueue[Taken]
 }
 
-// NewInvokeStock returns the Stock of the inventory app appID.
+// ConfirmAfter is how long a confirmation waits for a /reserve to carry it
+// before it goes in a POST /confirm of its own.
+const ConfirmAfter = 100 * time.Millisecond
+
+// maxConfirm bounds the confirmations of one call (the inventory's
+// MaxConfirmations).
+const maxConfirm = 1000
+
+// NewInvokeStock returns the Stock of the inventory app appID. Close sends
+// the confirmations still queued.
 func NewInvokeStock(invoker bindings.Invoker, appID string, log *slog.Logger) *InvokeStock {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &InvokeStock{invoker: invoker, appID: appID, log: log}
 	s.takes = newGroupCommit(maxReserve, s.reserve)
+	s.confirms = newCarryQueue(ConfirmAfter, maxConfirm, s.confirmBatch)
 	return s
 }
+
+// Close sends the confirmations still queued and stops their queue.
+func (s *InvokeStock) Close() { s.confirms.close() }
 
 type checkBody struct {
 	OrderID   string `json:"orderId,omitempty"`
@@ -79,11 +95,13 @@ func (s *InvokeStock) Take(ctx context.Context, orderID, productID string, qty i
 	return a, err
 }
 
-// reserve sends a batch of takes in one POST /reserve.
+// reserve sends a batch of takes in one POST /reserve, with the queued
+// confirmations; they go back in the queue if the call fails.
 func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 	req := struct {
-		Orders []checkBody `json:"orders"`
-	}{Orders: make([]checkBody, len(batch))}
+		Orders  []checkBody `json:"orders"`
+		Confirm []Taken     `json:"confirm,omitempty"`
+	}{Orders: make([]checkBody, len(batch)), Confirm: s.confirms.take(maxConfirm)}
 	for i, e := range batch {
 		req.Orders[i] = e.in
 	}
@@ -91,6 +109,9 @@ func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
 	defer cancel()
 	out, err := s.invoker.Invoke(ctx, s.appID, "POST", "reserve", body)
+	if err != nil {
+		s.confirms.restore(req.Confirm) // confirming twice drops nothing twice
+	}
 	var ie *bindings.InvokeError
 	if errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405) {
 		if !s.perOrder.Swap(true) {
@@ -142,12 +163,20 @@ func (s *InvokeStock) check(ctx context.Context, body checkBody) (Availability, 
 }
 
 // Confirm implements Stock.
-func (s *InvokeStock) Confirm(ctx context.Context, taken []Taken) error {
+func (s *InvokeStock) Confirm(t Taken) { s.confirms.add(t) }
+
+// confirmBatch sends the confirmations no /reserve carried in one POST
+// /confirm. A lost batch costs nothing but time: the inventory's hold sweep
+// confirms those holds by looking the orders up.
+func (s *InvokeStock) confirmBatch(taken []Taken) {
+	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
+	defer cancel()
 	body, _ := json.Marshal(struct {
 		Orders []Taken `json:"orders"`
 	}{taken})
-	_, err := s.invoker.Invoke(ctx, s.appID, "POST", "confirm", body)
-	return err
+	if _, err := s.invoker.Invoke(ctx, s.appID, "POST", "confirm", body); err != nil {
+		s.log.Warn("confirming stock holds failed; the inventory's hold sweep will settle them", "orders", len(taken), "error", err.Error())
+	}
 }
 
 // invokeError keeps a 404 a NotFound so callers can tell an unknown product.

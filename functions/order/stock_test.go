@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,10 +29,14 @@ type recordingInvoker struct {
 }
 
 func (r *recordingInvoker) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
-	var b struct{ Orders []json.RawMessage }
+	var b struct{ Orders, Confirm []json.RawMessage }
 	_ = json.Unmarshal(body, &b)
+	call := method + ":" + itoa(max(len(b.Orders), 1))
+	if len(b.Confirm) > 0 {
+		call += "+confirm:" + itoa(len(b.Confirm))
+	}
 	r.mu.Lock()
-	r.log = append(r.log, method+":"+itoa(max(len(b.Orders), 1)))
+	r.log = append(r.log, call)
 	hold := r.hold
 	r.mu.Unlock()
 	if hold != nil {
@@ -165,4 +170,73 @@ func TestATakerThatGaveUpTakesNothing(t *testing.T) {
 	require.NoError(t, <-first)
 	assert.Equal(t, []string{"reserve:1"}, rec.calls(), "the cancelled take was never sent")
 	assert.Equal(t, 99, stockLeft(t, inv))
+}
+
+func TestConfirmationsRideWithTheNextReserve(t *testing.T) {
+	sc, inv := inventoryApp(t, false)
+	rec := &recordingInvoker{next: sc}
+	stock := NewInvokeStock(rec, "inventory-service", nil)
+	defer stock.Close()
+	ctx := context.Background()
+	for i := range 3 {
+		_, err := stock.Take(ctx, "order-"+itoa(i), "product-1", 1)
+		require.NoError(t, err)
+		stock.Confirm(Taken{OrderID: "order-" + itoa(i), ProductID: "product-1"})
+	}
+	assert.Equal(t, []string{"reserve:1", "reserve:1+confirm:1", "reserve:1+confirm:1"}, rec.calls(),
+		"each stored order's confirmation went with the next take, in no call of its own")
+	c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations([]Taken{{"order-0", "product-1"}, {"order-1", "product-1"}, {"order-2", "product-1"}})})
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.Confirmed, "only the last order's hold was still there")
+	assert.Equal(t, 97, stockLeft(t, inv))
+}
+
+func TestConfirmationsNoTakeCarriesGoOnTheirOwn(t *testing.T) {
+	sc, inv := inventoryApp(t, false)
+	rec := &recordingInvoker{next: sc}
+	stock := NewInvokeStock(rec, "inventory-service", nil)
+	defer stock.Close()
+	ctx := context.Background()
+	for i := range 2 {
+		_, err := stock.Take(ctx, "order-"+itoa(i), "product-1", 1)
+		require.NoError(t, err)
+	}
+	stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
+	stock.Confirm(Taken{OrderID: "order-1", ProductID: "product-1"})
+	require.Eventually(t, func() bool { return len(rec.calls()) == 3 }, 5*ConfirmAfter, time.Millisecond)
+	assert.Equal(t, "confirm:2", rec.calls()[2], "both in one /confirm once they waited ConfirmAfter")
+	c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations([]Taken{{"order-0", "product-1"}, {"order-1", "product-1"}})})
+	require.NoError(t, err)
+	assert.Zero(t, c.Confirmed, "both holds were already final")
+}
+
+func TestConfirmationsOfAFailedReserveAreSentAgain(t *testing.T) {
+	sc, inv := inventoryApp(t, false)
+	flaky := &failingInvoker{next: sc}
+	stock := NewInvokeStock(flaky, "inventory-service", nil)
+	ctx := context.Background()
+	_, err := stock.Take(ctx, "order-0", "product-1", 1)
+	require.NoError(t, err)
+	stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
+	flaky.fail.Store(true)
+	_, err = stock.Take(ctx, "order-1", "product-1", 1)
+	require.Error(t, err, "the inventory's sidecar is down")
+	flaky.fail.Store(false)
+	stock.Close() // sends what is queued
+	c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations([]Taken{{"order-0", "product-1"}})})
+	require.NoError(t, err)
+	assert.Zero(t, c.Confirmed, "the confirmation the failed call carried was sent again")
+}
+
+// failingInvoker fails every call while fail is set.
+type failingInvoker struct {
+	next bindings.Invoker
+	fail atomic.Bool
+}
+
+func (f *failingInvoker) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
+	if f.fail.Load() {
+		return nil, &bindings.InvokeError{AppID: appID, Method: method, Status: 503, Body: `{"error":{"code":"unavailable"}}`}
+	}
+	return f.next.Invoke(ctx, appID, verb, method, body)
 }
