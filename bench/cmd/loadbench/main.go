@@ -46,6 +46,7 @@ type options struct {
 	rounds     int
 	appEnv     map[string]string
 	daprdGOGC  string
+	changes    string
 }
 
 func main() {
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&o.daprdGOGC, "daprd-gogc", "", "GOGC of every daprd but the seed scenario's; default the launcher's ("+launch.DefaultDaprdGOGC+")")
 	var appEnv string
 	flag.StringVar(&appEnv, "app-env", "", "extra environment of the shop's function apps, as KEY=VALUE,KEY=VALUE (e.g. GOGC=100 to compare GC settings)")
+	flag.StringVar(&o.changes, "changes", "bench/changes.md", "the record of what each change bought, appended to the Markdown report; empty for none")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
 	flag.Parse()
 	o.scenarios = strings.Split(scen, ",")
@@ -114,6 +116,13 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	rep := newReport(o)
+	if o.changes != "" {
+		b, err := os.ReadFile(o.changes)
+		if err != nil {
+			return fmt.Errorf("-changes: %w (point it at the record of changes, or pass -changes= for none)", err)
+		}
+		rep.Changes = string(b)
+	}
 	if !o.skipMicro {
 		fmt.Println("== micro-benchmarks: runtime dispatch vs bare go-sdk handlers")
 		if rep.Micro, err = micro(o); err != nil {

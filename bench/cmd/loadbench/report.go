@@ -46,6 +46,9 @@ type report struct {
 	Micro     []MicroResult `json:"micro,omitempty"`
 	Scenarios []*Result     `json:"scenarios"`
 	Compared  []Comparison  `json:"compared,omitempty"`
+	// Changes is the project's record of what each change bought
+	// (bench/changes.md), appended to the Markdown report as it is.
+	Changes string `json:"-"`
 }
 
 // Comparison is a shop figure against a baseline's: a floor (null apps
@@ -250,6 +253,9 @@ func (r *report) markdown() string {
 		for _, n := range names {
 			fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f |\n", s.Topology, n, s.CPUPer1000[n], s.PeakRSSMB[n])
 		}
+	}
+	if r.Changes != "" {
+		b.WriteString("\n" + strings.TrimSpace(r.Changes) + "\n")
 	}
 	return b.String()
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,4 +72,15 @@ func TestBothSeedsAreBaselines(t *testing.T) {
 	md := r.markdown()
 	assert.Contains(t, md, "| seed | distributed | saturation (16 conns) | 900 | 300 | 3.00x |")
 	assert.Contains(t, md, "| seed-tuned | distributed | saturation (16 conns) | 900 | 400 | 2.25x |")
+}
+
+func TestTheRecordOfChangesEndsTheMarkdownReport(t *testing.T) {
+	r := &report{Scenarios: medianRounds([]*Result{runOf("distributed", 1, 900)})}
+	assert.NotContains(t, r.markdown(), "What each change bought", "no record given: no section")
+	r.Changes = "\n**What each change bought.** x\n\n"
+	assert.True(t, strings.HasSuffix(r.markdown(), "\n\n**What each change bought.** x\n"), "after the tables, trimmed")
+
+	changes, err := os.ReadFile("../../changes.md")
+	require.NoError(t, err, "the default -changes path, from the repository root")
+	assert.Contains(t, string(changes), "| change | measured how | what it bought |")
 }
