@@ -27,6 +27,7 @@ type InvokeStock struct {
 	log     *slog.Logger
 
 	perOrder atomic.Bool // the inventory has no /reserve
+	noCarry  atomic.Bool // the inventory's /reserve ignores confirmations
 	takes    *groupCommit[checkBody, Availability]
 	confirms *carryQueue[Taken]
 }
@@ -96,22 +97,32 @@ func (s *InvokeStock) Take(ctx context.Context, orderID, productID string, qty i
 }
 
 // reserve sends a batch of takes in one POST /reserve, with the queued
-// confirmations; they go back in the queue if the call fails.
+// confirmations.
 func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 	req := struct {
 		Orders  []checkBody `json:"orders"`
 		Confirm []Taken     `json:"confirm,omitempty"`
-	}{Orders: make([]checkBody, len(batch)), Confirm: s.confirms.take(maxConfirm)}
+	}{Orders: make([]checkBody, len(batch))}
 	for i, e := range batch {
 		req.Orders[i] = e.in
+	}
+	if !s.noCarry.Load() {
+		req.Confirm = s.confirms.take(maxConfirm)
 	}
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
 	defer cancel()
 	out, err := s.invoker.Invoke(ctx, s.appID, "POST", "reserve", body)
-	if err != nil {
-		s.confirms.restore(req.Confirm) // confirming twice drops nothing twice
+	var answer struct {
+		Orders    []reservation `json:"orders"`
+		Confirmed *int          `json:"confirmed"`
 	}
+	if err == nil {
+		if e := json.Unmarshal(out, &answer); e != nil || len(answer.Orders) != len(batch) {
+			err = fmt.Errorf("inventory %s answered /reserve of %d orders with %q", s.appID, len(batch), out)
+		}
+	}
+	s.carried(req.Confirm, err, answer.Confirmed != nil)
 	var ie *bindings.InvokeError
 	if errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405) {
 		if !s.perOrder.Swap(true) {
@@ -121,14 +132,6 @@ func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 			go func() { e.answer(s.check(e.ctx, e.in)) }()
 		}
 		return
-	}
-	var answer struct {
-		Orders []reservation `json:"orders"`
-	}
-	if err == nil {
-		if e := json.Unmarshal(out, &answer); e != nil || len(answer.Orders) != len(batch) {
-			err = fmt.Errorf("inventory %s answered /reserve of %d orders with %q", s.appID, len(batch), out)
-		}
 	}
 	for i, e := range batch {
 		switch r := answer.Orders; {
@@ -141,6 +144,31 @@ func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 		default:
 			e.answer(r[i].availability(), nil)
 		}
+	}
+}
+
+// carried settles the confirmations a /reserve carried. They were applied
+// when it answered with its count of them. They go back in the queue when the
+// call failed (confirming twice drops nothing twice) or when the inventory
+// ignored them (one from before they rode along: from then on they go in
+// /confirm calls). When the inventory refused the call they are dropped, as
+// sending them again would be refused again: the hold sweep settles them.
+func (s *InvokeStock) carried(confirms []Taken, err error, counted bool) {
+	if len(confirms) == 0 {
+		return
+	}
+	var ie *bindings.InvokeError
+	switch {
+	case err == nil && counted:
+	case err == nil:
+		if !s.noCarry.Swap(true) {
+			s.log.Warn("the inventory ignores confirmations sent with POST /reserve (an older version?): confirming in POST /confirm calls", "inventory", s.appID)
+		}
+		s.confirms.restore(confirms)
+	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500 && ie.Status != 404 && ie.Status != 405:
+		s.log.Warn("the inventory refused a POST /reserve carrying confirmations; the inventory's hold sweep will settle them", "orders", len(confirms), "error", err.Error())
+	default:
+		s.confirms.restore(confirms)
 	}
 }
 

@@ -210,33 +210,70 @@ func TestConfirmationsNoTakeCarriesGoOnTheirOwn(t *testing.T) {
 	assert.Zero(t, c.Confirmed, "both holds were already final")
 }
 
-func TestConfirmationsOfAFailedReserveAreSentAgain(t *testing.T) {
-	sc, inv := inventoryApp(t, false)
-	flaky := &failingInvoker{next: sc}
-	stock := NewInvokeStock(flaky, "inventory-service", nil)
-	ctx := context.Background()
-	_, err := stock.Take(ctx, "order-0", "product-1", 1)
-	require.NoError(t, err)
-	stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
-	flaky.fail.Store(true)
-	_, err = stock.Take(ctx, "order-1", "product-1", 1)
-	require.Error(t, err, "the inventory's sidecar is down")
-	flaky.fail.Store(false)
-	stock.Close() // sends what is queued
-	c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations([]Taken{{"order-0", "product-1"}})})
-	require.NoError(t, err)
-	assert.Zero(t, c.Confirmed, "the confirmation the failed call carried was sent again")
+func TestConfirmationsOfAFailedReserveAreSentAgainUnlessRefused(t *testing.T) {
+	for status, sentAgain := range map[int32]bool{503: true, 400: false} {
+		sc, inv := inventoryApp(t, false)
+		flaky := &failingInvoker{next: sc}
+		stock := NewInvokeStock(flaky, "inventory-service", nil)
+		ctx := context.Background()
+		_, err := stock.Take(ctx, "order-0", "product-1", 1)
+		require.NoError(t, err)
+		stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
+		flaky.status.Store(status)
+		_, err = stock.Take(ctx, "order-1", "product-1", 1)
+		require.Error(t, err)
+		flaky.status.Store(0)
+		stock.Close() // sends what is queued
+		c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations([]Taken{{"order-0", "product-1"}})})
+		require.NoError(t, err)
+		if sentAgain {
+			assert.Zero(t, c.Confirmed, "the confirmation the failed call carried was sent again")
+		} else {
+			assert.Equal(t, 1, c.Confirmed, "a refused call's confirmation is left to the hold sweep, not sent to be refused again")
+		}
+	}
 }
 
-// failingInvoker fails every call while fail is set.
+// failingInvoker answers every call with status while it is set.
 type failingInvoker struct {
-	next bindings.Invoker
-	fail atomic.Bool
+	next   bindings.Invoker
+	status atomic.Int32
 }
 
 func (f *failingInvoker) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
-	if f.fail.Load() {
-		return nil, &bindings.InvokeError{AppID: appID, Method: method, Status: 503, Body: `{"error":{"code":"unavailable"}}`}
+	if st := f.status.Load(); st != 0 {
+		return nil, &bindings.InvokeError{AppID: appID, Method: method, Status: int(st), Body: `{"error":"refused"}`}
 	}
 	return f.next.Invoke(ctx, appID, verb, method, body)
+}
+
+func TestConfirmationsGoInTheirOwnCallsToAnInventoryThatIgnoresThem(t *testing.T) {
+	inv, err := inventory.New(memory.NewStore(), inventory.Config{Catalog: []inventory.Item{{ID: "product-1", Name: "Laptop", Stock: 100}}})
+	require.NoError(t, err)
+	app := runtime.New(runtime.Options{})
+	type oldRequest struct{ Orders []inventory.CheckRequest }
+	type oldResponse struct{ Orders []inventory.Reservation }
+	runtime.Invoke(app, "POST /reserve", func(ctx context.Context, in oldRequest) (oldResponse, error) {
+		r, err := inv.Reserve(ctx, inventory.ReserveRequest{Orders: in.Orders}) // no confirm field: ignored
+		return oldResponse{r.Orders}, err
+	})
+	runtime.Invoke(app, "POST /confirm", inv.Confirm)
+	sc := runtimetest.New()
+	sc.Serve("inventory-service", app)
+	rec := &recordingInvoker{next: sc}
+	stock := NewInvokeStock(rec, "inventory-service", nil)
+	defer stock.Close()
+	ctx := context.Background()
+
+	for i := range 3 {
+		_, err := stock.Take(ctx, "order-"+itoa(i), "product-1", 1)
+		require.NoError(t, err)
+		stock.Confirm(Taken{OrderID: "order-" + itoa(i), ProductID: "product-1"})
+	}
+	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*ConfirmAfter, time.Millisecond)
+	assert.Equal(t, []string{"reserve:1", "reserve:1+confirm:1", "reserve:1", "confirm:3"}, rec.calls(),
+		"once a /reserve answered without its count of confirmations, they go in /confirm")
+	c, err := inv.Confirm(ctx, inventory.ConfirmRequest{Orders: toConfirmations([]Taken{{"order-0", "product-1"}, {"order-1", "product-1"}, {"order-2", "product-1"}})})
+	require.NoError(t, err)
+	assert.Zero(t, c.Confirmed, "the ignored confirmation was sent again, with the later ones")
 }
