@@ -117,7 +117,12 @@ func (q *carryQueue[T]) add(v T) {
 func (q *carryQueue[T]) take(max int) []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := min(len(q.items), max)
+	return q.popLocked(max)
+}
+
+// popLocked removes and returns up to n of the oldest values, nil for none.
+func (q *carryQueue[T]) popLocked(n int) []T {
+	n = min(len(q.items), n)
 	if n == 0 {
 		return nil
 	}
@@ -156,13 +161,10 @@ func (q *carryQueue[T]) close() {
 func (q *carryQueue[T]) due(all bool) []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 || !all && time.Since(q.since) < q.after {
+	if !all && time.Since(q.since) < q.after {
 		return nil
 	}
-	n := min(len(q.items), q.max)
-	out := slices.Clone(q.items[:n])
-	q.items = slices.Delete(q.items, 0, n)
-	return out
+	return q.popLocked(q.max)
 }
 
 func (q *carryQueue[T]) run() {
