@@ -291,12 +291,12 @@ func startRedis(t testing.TB, persist bool) *Redis {
 }
 
 func (r *Redis) run() error {
-	addr, stop, err := runRedis(r.port, r.dir, r.persist)
+	srv, err := runRedis(r.port, r.dir, r.persist)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.Addr, r.stop = addr, stop
+	r.Addr, r.stop = srv.Addr, srv.Stop
 	r.mu.Unlock()
 	return nil
 }
@@ -321,17 +321,23 @@ func (r *Redis) Restart(t testing.TB) {
 	}
 }
 
+// RedisServer is a running redis-server.
+type RedisServer struct {
+	Addr string // host:port
+	PID  int
+	Stop func()
+}
+
 // RunRedis starts a non-persistent redis-server on 127.0.0.1:port with its
-// working directory dir, waits until it accepts connections and returns its
-// address and a function that stops it.
-func RunRedis(port int, dir string) (addr string, stop func(), err error) {
+// working directory dir and returns it once it accepts connections.
+func RunRedis(port int, dir string) (RedisServer, error) {
 	return runRedis(port, dir, false)
 }
 
-func runRedis(port int, dir string, persist bool) (addr string, stop func(), err error) {
+func runRedis(port int, dir string, persist bool) (RedisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", nil, errors.New("redis-server not on PATH: install Debian's redis-server package (.ci/run does)")
+		return RedisServer{}, errors.New("redis-server not on PATH: install Debian's redis-server package (.ci/run does)")
 	}
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
 	if persist {
@@ -340,20 +346,19 @@ func runRedis(port int, dir string, persist bool) (addr string, stop func(), err
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start redis-server: %w", err)
+		return RedisServer{}, fmt.Errorf("start redis-server: %w", err)
 	}
-	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	addr = "127.0.0.1:" + strconv.Itoa(port)
+	srv := RedisServer{Addr: "127.0.0.1:" + strconv.Itoa(port), PID: cmd.Process.Pid, Stop: func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", srv.Addr); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return srv, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
-	return "", nil, fmt.Errorf("redis-server on %s did not start within 10s", addr)
+	srv.Stop()
+	return RedisServer{}, fmt.Errorf("redis-server on %s did not start within 10s", srv.Addr)
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.

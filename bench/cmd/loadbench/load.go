@@ -169,22 +169,14 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	r.CompletedPerS = float64(min(handled, len(ids))) / done.Sub(start).Seconds()
 	r.LastEventLag = done.Sub(loadEnd).Seconds()
 
-	cpuAfter := cpuSeconds(t.processes())
-	var appCPU, daprdCPU float64
-	for name, after := range cpuAfter {
-		used := after - cpuBefore[name]
+	used := map[string]float64{}
+	for name, after := range cpuSeconds(t.processes()) {
+		used[name] = after - cpuBefore[name]
 		if len(ids) > 0 {
-			r.CPUPer1000[name] = used / float64(len(ids)) * 1000
-		}
-		if strings.HasSuffix(name, "daprd") {
-			daprdCPU += used
-		} else {
-			appCPU += used
+			r.CPUPer1000[name] = used[name] / float64(len(ids)) * 1000
 		}
 	}
-	if daprdCPU > 0 {
-		r.AppCPUShare = appCPU / daprdCPU
-	}
+	r.AppCPUShare = appCPUShare(used)
 	for name, pid := range t.processes() {
 		r.PeakRSSMB[name] = peakRSSMB(pid)
 	}
@@ -375,4 +367,24 @@ func sortedCopy(xs []float64) []float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s
+}
+
+// appCPUShare is the apps' CPU over the daprds' (0 without daprds), from
+// each process's CPU seconds: a process named "... daprd" is a sidecar, the
+// topology's Redis is neither, every other process is an app.
+func appCPUShare(used map[string]float64) float64 {
+	var app, daprd float64
+	for name, s := range used {
+		switch {
+		case name == redisProcess:
+		case strings.HasSuffix(name, "daprd"):
+			daprd += s
+		default:
+			app += s
+		}
+	}
+	if daprd == 0 {
+		return 0
+	}
+	return app / daprd
 }

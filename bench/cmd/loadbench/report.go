@@ -240,7 +240,7 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.2fx | %s | %.2fx |\n", c.Baseline, c.Topology, c.Load, c.ShopPerS, c.BaselinePerS, c.Percent/100, joinFloats(scale(c.PercentByRound, 0.01), "%.2fx"), c.P99Ratio)
 		}
 	}
-	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
+	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round; *redis-server* is the topology's own Redis, which its sidecars share, counted in neither side of *app CPU / daprd CPU*):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
 	for _, s := range r.Scenarios {
 		if !strings.HasPrefix(s.Load, "saturation") {
 			continue

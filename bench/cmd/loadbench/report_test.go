@@ -84,3 +84,9 @@ func TestTheRecordOfChangesEndsTheMarkdownReport(t *testing.T) {
 	require.NoError(t, err, "the default -changes path, from the repository root")
 	assert.Contains(t, string(changes), "| change | measured how | what it bought |")
 }
+
+func TestAppCPUShareLeavesRedisOut(t *testing.T) {
+	used := map[string]float64{"order-service": 1, "order-service daprd": 4, "inventory-service": 1, "inventory-service daprd": 4, redisProcess: 3}
+	assert.InDelta(t, 0.25, appCPUShare(used), 1e-9)
+	assert.Zero(t, appCPUShare(map[string]float64{"order-service": 1}), "no sidecar: no share")
+}

@@ -127,12 +127,12 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			"FUNCTIONS": "order,inventory,notification", "CATALOG": catalog, "RESTOCK_LEVEL": "1", "LOG_LEVEL": "warn"})
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/inventory", a.http, a.id)
 	case "distributed", "floor", "floor-bindings":
-		addr, stop, err := privateRedis(dir)
+		redis, err := t.privateRedis(dir)
 		if err != nil {
 			return nil, err
 		}
-		stopRedis = stop
-		repl["value: localhost:6379"] = "value: " + addr
+		stopRedis = redis.Stop
+		repl["value: localhost:6379"] = "value: " + redis.Addr
 		sets := []string{"redis", "email-files"}
 		for _, set := range sets {
 			if err := copyComponents(filepath.Join(o.repo, "components", set), filepath.Join(dir, "components"), repl); err != nil {
@@ -156,12 +156,12 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
 		}
 	case "seed", "seed-tuned":
-		addr, stop, err := privateRedis(dir)
+		redis, err := t.privateRedis(dir)
 		if err != nil {
 			return nil, err
 		}
-		stopRedis = stop
-		if err := writeSeed(o, dir, addr); err != nil {
+		stopRedis = redis.Stop
+		if err := writeSeed(o, dir, redis.Addr); err != nil {
 			stopRedis()
 			return nil, err
 		}
@@ -229,18 +229,29 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 // metrics ports: free before each topology starts, never a private Redis's.
 var fixedPorts = []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503, 9090, 9091, 9092}
 
+// redisProcess names the topology's Redis among its processes.
+const redisProcess = "redis-server"
+
 // privateRedis starts a non-persistent redis-server of the topology's own on
 // a free port that no sidecar of the topology is about to take (PickPort
-// draws from 20000-32767, where the sidecars' gRPC ports are).
-func privateRedis(dir string) (addr string, stop func(), err error) {
+// draws from 20000-32767, where the sidecars' gRPC ports are), and counts it
+// among the topology's processes.
+func (t *topology) privateRedis(dir string) (daprtest.RedisServer, error) {
 	for {
 		port, err := daprtest.PickPort()
 		if err != nil {
-			return "", nil, err
+			return daprtest.RedisServer{}, err
 		}
-		if !slices.Contains(fixedPorts, port) {
-			return daprtest.RunRedis(port, dir)
+		if slices.Contains(fixedPorts, port) {
+			continue
 		}
+		srv, err := daprtest.RunRedis(port, dir)
+		if err == nil {
+			t.mu.Lock()
+			t.pids[redisProcess] = srv.PID
+			t.mu.Unlock()
+		}
+		return srv, err
 	}
 }
 
