@@ -1,9 +1,10 @@
 // Package inventory keeps product stock in the state store and takes it
 // atomically: POST /check (the seed's contract, plus an optional order id
 // that holds the stock for that order), POST /reserve (the checks of many
-// orders in one call), POST /confirm for stored orders' holds, GET
-// /inventory, and two steps for cron input bindings: restock, and
-// the hold sweep that settles holds nobody confirmed by looking the order up.
+// orders in one call, carrying the confirmations of stored orders' holds),
+// POST /confirm for those holds on their own, GET /inventory, and two steps
+// for cron input bindings: restock, and the hold sweep that settles holds
+// nobody confirmed by looking the order up.
 //
 // Stock never goes below zero and never more is confirmed than there was:
 // every change is an ETag compare-and-swap on the product's key, retried a

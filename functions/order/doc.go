@@ -9,7 +9,8 @@
 // or archiving fails, or the process dies, a sweep (a cron input binding)
 // finds the record and does it again; consumers deduplicate by order id,
 // which is the event's id. The stock an order takes is held under its id
-// until the order is stored and the hold confirmed (in batches); a hold
+// until the order is stored and the hold confirmed (with the next takes,
+// or on its own after a short wait); a hold
 // nobody confirmed is settled by the inventory, which looks the order up
 // once no Create can still store it.
 //
