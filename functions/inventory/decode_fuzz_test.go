@@ -36,11 +36,14 @@ func FuzzInventoryRequests(f *testing.F) {
 	f.Add("check", []byte(`{"productId":"product-1","quantity":-2}`))
 	f.Add("reserve", []byte(`{"orders":[{"orderId":"order-1","productId":"product-1","quantity":1}]}`))
 	f.Add("reserve", []byte(`{"orders":[{"productId":"product-1","quantity":1}]}`))
+	f.Add("reserve", []byte(`{"orders":[{"orderId":"order-2","productId":"product-1","quantity":1}],"confirm":[{"orderId":"order-1","productId":"product-1"}]}`))
+	f.Add("reserve", []byte(`{"orders":[{"orderId":"order-2","productId":"product-1","quantity":1}],"confirm":[{"orderId":"../1","productId":""}]}`))
 	app := runtime.New(runtime.Options{})
 	var (
-		orderIDs []string
-		checks   []CheckRequest
-		reserved []CheckRequest
+		orderIDs  []string
+		checks    []CheckRequest
+		reserved  []CheckRequest
+		confirmed []Confirmation // by /confirm or carried by /reserve
 	)
 	runtime.Invoke(app, "POST /check", func(_ context.Context, in CheckRequest) (struct{}, error) {
 		checks = append(checks, in)
@@ -50,16 +53,15 @@ func FuzzInventoryRequests(f *testing.F) {
 	runtime.Invoke(app, "POST /reserve", func(_ context.Context, in ReserveRequest) (struct{}, error) {
 		reserved = append(reserved, in.Orders...)
 		checks = append(checks, in.Orders...)
+		confirmed = append(confirmed, in.Confirm...)
 		return struct{}{}, nil
 	})
 	runtime.Invoke(app, "POST /confirm", func(_ context.Context, in ConfirmRequest) (struct{}, error) {
-		for _, c := range in.Orders {
-			orderIDs = append(orderIDs, c.OrderID)
-		}
+		confirmed = append(confirmed, in.Orders...)
 		return struct{}{}, nil
 	})
 	f.Fuzz(func(t *testing.T, route string, body []byte) {
-		orderIDs, checks, reserved = orderIDs[:0], checks[:0], reserved[:0]
+		orderIDs, checks, reserved, confirmed = orderIDs[:0], checks[:0], reserved[:0], confirmed[:0]
 		r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: route, ContentType: "application/json", Body: body})
 		if r.Err != nil {
 			if s := runtime.Classify(r.Err).Status; s < 400 || s > 499 {
@@ -75,6 +77,11 @@ func FuzzInventoryRequests(f *testing.F) {
 		for _, c := range reserved {
 			if !runtime.SafeID(c.OrderID) {
 				t.Fatalf("a reservation without a safe order id reached the function: %+v", c)
+			}
+		}
+		for _, c := range confirmed {
+			if !runtime.SafeID(c.OrderID) || c.ProductID == "" {
+				t.Fatalf("an invalid confirmation reached the function: %+v", c)
 			}
 		}
 		for _, id := range orderIDs {
