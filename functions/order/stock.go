@@ -153,6 +153,7 @@ func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 // ignored them (one from before they rode along: from then on they go in
 // /confirm calls). When the inventory refused the call they are dropped, as
 // sending them again would be refused again: the hold sweep settles them.
+// An inventory without /reserve (the seed's) has no holds to confirm.
 func (s *InvokeStock) carried(confirms []Taken, err error, counted bool) {
 	if len(confirms) == 0 {
 		return
@@ -165,7 +166,8 @@ func (s *InvokeStock) carried(confirms []Taken, err error, counted bool) {
 			s.log.Warn("the inventory ignores confirmations sent with POST /reserve (an older version?): confirming in POST /confirm calls", "inventory", s.appID)
 		}
 		s.confirms.restore(confirms)
-	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500 && ie.Status != 404 && ie.Status != 405:
+	case errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405):
+	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500:
 		s.log.Warn("the inventory refused a POST /reserve carrying confirmations; the inventory's hold sweep will settle them", "orders", len(confirms), "error", err.Error())
 	default:
 		s.confirms.restore(confirms)
@@ -190,8 +192,13 @@ func (s *InvokeStock) check(ctx context.Context, body checkBody) (Availability, 
 	return a.availability(), nil
 }
 
-// Confirm implements Stock.
-func (s *InvokeStock) Confirm(t Taken) { s.confirms.add(t) }
+// Confirm implements Stock. Against the seed's inventory it does nothing:
+// its /check takes stock outright and holds none.
+func (s *InvokeStock) Confirm(t Taken) {
+	if !s.perOrder.Load() {
+		s.confirms.add(t)
+	}
+}
 
 // confirmBatch sends the confirmations no /reserve carried in one POST
 // /confirm. A lost batch costs nothing but time: the inventory's hold sweep
