@@ -28,6 +28,7 @@ type InvokeStock struct {
 
 	perOrder atomic.Bool // the inventory has no /reserve
 	noCarry  atomic.Bool // the inventory's /reserve ignores confirmations
+	noHolds  atomic.Bool // the last /confirm got 404 (the seed's inventory): logged when it starts
 	takes    *groupCommit[checkBody, Availability]
 	confirms *carryQueue[Taken]
 }
@@ -153,7 +154,6 @@ func (s *InvokeStock) reserve(batch []*entry[checkBody, Availability]) {
 // ignored them (one from before they rode along: from then on they go in
 // /confirm calls). When the inventory refused the call they are dropped, as
 // sending them again would be refused again: the hold sweep settles them.
-// An inventory without /reserve (the seed's) has no holds to confirm.
 func (s *InvokeStock) carried(confirms []Taken, err error, counted bool) {
 	if len(confirms) == 0 {
 		return
@@ -166,8 +166,7 @@ func (s *InvokeStock) carried(confirms []Taken, err error, counted bool) {
 			s.log.Warn("the inventory ignores confirmations sent with POST /reserve (an older version?): confirming in POST /confirm calls", "inventory", s.appID)
 		}
 		s.confirms.restore(confirms)
-	case errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405):
-	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500:
+	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500 && ie.Status != 404 && ie.Status != 405:
 		s.log.Warn("the inventory refused a POST /reserve carrying confirmations; the inventory's hold sweep will settle them", "orders", len(confirms), "error", err.Error())
 	default:
 		s.confirms.restore(confirms)
@@ -192,24 +191,30 @@ func (s *InvokeStock) check(ctx context.Context, body checkBody) (Availability, 
 	return a.availability(), nil
 }
 
-// Confirm implements Stock. Against the seed's inventory it does nothing:
-// its /check takes stock outright and holds none.
-func (s *InvokeStock) Confirm(t Taken) {
-	if !s.perOrder.Load() {
-		s.confirms.add(t)
-	}
-}
+// Confirm implements Stock.
+func (s *InvokeStock) Confirm(t Taken) { s.confirms.add(t) }
 
 // confirmBatch sends the confirmations no /reserve carried in one POST
 // /confirm. A lost batch costs nothing but time: the inventory's hold sweep
-// confirms those holds by looking the orders up.
+// confirms those holds by looking the orders up. The seed's inventory has no
+// /confirm, nor holds to confirm (its /check takes stock outright): its 404
+// is logged once, and the calls go on, for when ours is back in its place.
 func (s *InvokeStock) confirmBatch(taken []Taken) {
 	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
 	defer cancel()
 	body, _ := json.Marshal(struct {
 		Orders []Taken `json:"orders"`
 	}{taken})
-	if _, err := s.invoker.Invoke(ctx, s.appID, "POST", "confirm", body); err != nil {
+	_, err := s.invoker.Invoke(ctx, s.appID, "POST", "confirm", body)
+	var ie *bindings.InvokeError
+	switch {
+	case err == nil:
+		s.noHolds.Store(false)
+	case errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405):
+		if !s.noHolds.Swap(true) {
+			s.log.Warn("the inventory has no POST /confirm (the seed's?): it holds no stock to confirm", "inventory", s.appID)
+		}
+	default:
 		s.log.Warn("confirming stock holds failed; the inventory's hold sweep will settle them", "orders", len(taken), "error", err.Error())
 	}
 }

@@ -1,9 +1,12 @@
 package order
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,12 +40,19 @@ func (r *recordingInvoker) Invoke(ctx context.Context, appID, verb, method strin
 	}
 	r.mu.Lock()
 	r.log = append(r.log, call)
-	hold := r.hold
+	hold, next := r.hold, r.next
 	r.mu.Unlock()
 	if hold != nil {
 		<-hold
 	}
-	return r.next.Invoke(ctx, appID, verb, method, body)
+	return next.Invoke(ctx, appID, verb, method, body)
+}
+
+// route sends the calls from now on to next.
+func (r *recordingInvoker) route(next bindings.Invoker) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next = next
 }
 
 func (r *recordingInvoker) calls() []string {
@@ -125,9 +135,10 @@ func toConfirmations(taken []Taken) []inventory.Confirmation {
 }
 
 func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
-	sc, inv := inventoryApp(t, true)
-	rec := &recordingInvoker{next: sc}
-	stock := NewInvokeStock(rec, "inventory-service", nil)
+	seed, seedInv := inventoryApp(t, true)
+	rec := &recordingInvoker{next: seed}
+	var logs lockedBuffer
+	stock := NewInvokeStock(rec, "inventory-service", slog.New(slog.NewTextHandler(&logs, nil)))
 	for i := range 2 {
 		a, err := stock.Take(context.Background(), "order-"+itoa(i), "product-1", 3)
 		require.NoError(t, err)
@@ -135,10 +146,43 @@ func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
 		assert.Equal(t, "Laptop", a.ProductName)
 		stock.Confirm(Taken{OrderID: "order-" + itoa(i), ProductID: "product-1"})
 	}
-	stock.Close() // would send queued confirmations
-	assert.Equal(t, []string{"reserve:1", "check:1", "check:1"}, rec.calls(),
-		"no /reserve: /check per order from then on, and no /confirm, as /check holds nothing")
-	assert.Equal(t, 94, stockLeft(t, inv))
+	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*ConfirmAfter, time.Millisecond)
+	assert.Equal(t, []string{"reserve:1", "check:1", "check:1", "confirm:2"}, rec.calls(), "no /reserve: /check per order from then on")
+	assert.Equal(t, 94, stockLeft(t, seedInv))
+	stock.Confirm(Taken{OrderID: "order-2", ProductID: "product-1"})
+	require.Eventually(t, func() bool { return len(rec.calls()) == 5 }, 5*ConfirmAfter, time.Millisecond)
+	assert.Equal(t, "confirm:1", rec.calls()[4], "confirmations keep going to the seed's inventory")
+
+	// Ours back in the seed's place: its /check holds the stock, and the
+	// confirmations that kept going reach it.
+	ours, ourInv := inventoryApp(t, false)
+	rec.route(ours)
+	_, err := stock.Take(context.Background(), "order-0", "product-1", 1)
+	require.NoError(t, err)
+	stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
+	stock.Close()
+	assert.Equal(t, []string{"check:1", "confirm:1"}, rec.calls()[5:])
+	assert.Zero(t, stillHeld(t, ourInv, 1), "the hold our /check made was confirmed")
+	assert.Equal(t, 1, strings.Count(logs.String(), "has no POST /confirm"), "the seed's 404 for /confirm is logged once")
+	assert.NotContains(t, logs.String(), "hold sweep", "no hold sweep is promised where there are no holds")
+}
+
+// lockedBuffer is a bytes.Buffer for a logger writing from other goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestTakeOfAnUnknownProductIsNotFound(t *testing.T) {
