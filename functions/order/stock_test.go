@@ -146,11 +146,11 @@ func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
 		assert.Equal(t, "Laptop", a.ProductName)
 		stock.Confirm(Taken{OrderID: "order-" + itoa(i), ProductID: "product-1"})
 	}
-	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*ConfirmAfter, time.Millisecond)
+	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, []string{"reserve:1", "check:1", "check:1", "confirm:2"}, rec.calls(), "no /reserve: /check per order from then on")
 	assert.Equal(t, 94, stockLeft(t, seedInv))
 	stock.Confirm(Taken{OrderID: "order-2", ProductID: "product-1"})
-	require.Eventually(t, func() bool { return len(rec.calls()) == 5 }, 5*ConfirmAfter, time.Millisecond)
+	require.Eventually(t, func() bool { return len(rec.calls()) == 5 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, "confirm:1", rec.calls()[4], "confirmations keep going to the seed's inventory")
 
 	// Ours back in the seed's place: its /check holds the stock, and the
