@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,7 +226,7 @@ func (r *report) markdown() string {
 	if len(floors) > 0 {
 		b.WriteString("\nAgainst the Dapr floor: null apps making the same Dapr calls over the same transports (*floor*: invoke, save, publish, subscribe; *floor-bindings*: the same plus the order-storage and email output binding writes the shop makes):\n\n| floor | topology | load | shop completed/s | floor completed/s | % of floor | % of floor in each round | p99 vs floor |\n|---|---|---|---:|---:|---:|---|---:|\n")
 		for _, f := range floors {
-			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f %% | %s | %.2fx |\n", f.Baseline, f.Topology, f.Load, f.ShopPerS, f.BaselinePerS, f.Percent, joinFloats(f.PercentByRound, "%.0f %%"), f.P99Ratio)
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f %% | %s | %s |\n", f.Baseline, f.Topology, f.Load, f.ShopPerS, f.BaselinePerS, f.Percent, joinFloats(f.PercentByRound, "%.0f %%"), times(f.P99Ratio))
 		}
 	}
 	if len(seed) > 0 {
@@ -237,7 +238,7 @@ func (r *report) markdown() string {
 		}
 		b.WriteString(":\n\n| seed | topology | load | shop completed/s | seed answered/s | x seed | x seed in each round | p99 vs seed |\n|---|---|---|---:|---:|---:|---|---:|\n")
 		for _, c := range seed {
-			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.2fx | %s | %.2fx |\n", c.Baseline, c.Topology, c.Load, c.ShopPerS, c.BaselinePerS, c.Percent/100, joinFloats(scale(c.PercentByRound, 0.01), "%.2fx"), c.P99Ratio)
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.2fx | %s | %s |\n", c.Baseline, c.Topology, c.Load, c.ShopPerS, c.BaselinePerS, c.Percent/100, joinFloats(scale(c.PercentByRound, 0.01), "%.2fx"), times(c.P99Ratio))
 		}
 	}
 	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round; *redis-server* is the topology's own Redis, which its sidecars share, counted in neither side of *app CPU / daprd CPU*):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
@@ -266,6 +267,15 @@ func scale(xs []float64, by float64) []float64 {
 		out[i] = x * by
 	}
 	return out
+}
+
+// times formats a ratio with two decimals, or two significant digits below
+// 0.01, where two decimals would print a small ratio as zero.
+func times(x float64) string {
+	if x != 0 && math.Abs(x) < 0.01 {
+		return fmt.Sprintf("%.2gx", x)
+	}
+	return fmt.Sprintf("%.2fx", x)
 }
 
 func joinFloats(xs []float64, format string) string {

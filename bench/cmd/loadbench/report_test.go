@@ -90,3 +90,9 @@ func TestAppCPUShareLeavesRedisOut(t *testing.T) {
 	assert.InDelta(t, 0.25, appCPUShare(used), 1e-9)
 	assert.Zero(t, appCPUShare(map[string]float64{"order-service": 1}), "no sidecar: no share")
 }
+
+func TestSmallRatiosAreNotPrintedAsZero(t *testing.T) {
+	assert.Equal(t, "0.30x", times(0.3012))
+	assert.Equal(t, "0.0041x", times(34.3/8393))
+	assert.Equal(t, "0.00x", times(0))
+}
