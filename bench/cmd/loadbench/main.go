@@ -27,6 +27,9 @@ import (
 	"github.com/daprfn/shop/internal/launch"
 )
 
+// allScenarios are the topologies make bench loads, the -scenarios default.
+const allScenarios = "distributed,embedded,floor,floor-bindings,seed,seed-tuned"
+
 type options struct {
 	out        string
 	duration   time.Duration
@@ -57,7 +60,7 @@ func main() {
 	flag.DurationVar(&o.fixedFor, "fixed-duration", 10*time.Second, "length of each fixed-rate run")
 	flag.IntVar(&o.rate, "rate", 200, "orders per second of the fixed-rate run")
 	flag.IntVar(&o.conns, "conns", 16, "connections of the saturation run")
-	flag.StringVar(&scen, "scenarios", "distributed,embedded,floor,floor-bindings,seed,seed-tuned", "topologies to load: distributed, embedded, floor, floor-bindings, seed (the tutorial's services on daprd as `dapr run` starts it), seed-tuned (the same on the launcher's sidecar)")
+	flag.StringVar(&scen, "scenarios", allScenarios, "topologies to load: distributed, embedded, floor, floor-bindings, seed (the tutorial's services on daprd as `dapr run` starts it), seed-tuned (the same on the launcher's sidecar)")
 	flag.StringVar(&o.baseline, "baseline", "", "micro-benchmark output of an earlier run to compare with benchstat")
 	flag.BoolVar(&o.skipMicro, "skip-micro", false, "skip the micro-benchmarks")
 	flag.StringVar(&o.daprd, "daprd", "bin/daprd-1.18.2/daprd", "daprd binary")

@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/daprfn/shop/internal/launch"
 )
@@ -286,14 +287,37 @@ func joinFloats(xs []float64, format string) string {
 	return strings.Join(parts, ", ")
 }
 
+// topologyColors gives each topology its own colour, the same in every
+// report, so plots of different runs compare at a glance.
+var topologyColors = map[string]color.RGBA{
+	"distributed":    {R: 0x1f, G: 0x77, B: 0xb4, A: 255},
+	"embedded":       {R: 0xff, G: 0x7f, B: 0x0e, A: 255},
+	"floor":          {R: 0x2c, G: 0xa0, B: 0x2c, A: 255},
+	"floor-bindings": {R: 0xd6, G: 0x27, B: 0x28, A: 255},
+	"seed":           {R: 0x94, G: 0x67, B: 0xbd, A: 255},
+	"seed-tuned":     {R: 0x8c, G: 0x56, B: 0x4b, A: 255},
+}
+
+// lineStyle is a topology's line: its colour (grey for one without), dashed
+// for the seed's.
+func lineStyle(topology string) draw.LineStyle {
+	c, ok := topologyColors[topology]
+	if !ok {
+		c = color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 255}
+	}
+	st := draw.LineStyle{Color: c, Width: vg.Points(2)}
+	if strings.HasPrefix(topology, "seed") {
+		st.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	}
+	return st
+}
+
 func (r *report) plot(path string) error {
 	p := plot.New()
 	p.Title.Text = "POST /orders latency by percentile (saturation)"
 	p.X.Label.Text = "percentile"
 	p.Y.Label.Text = "latency (ms)"
 	p.Legend.Top, p.Legend.Left = true, true
-	colors := []color.RGBA{{R: 0x1f, G: 0x77, B: 0xb4, A: 255}, {R: 0xff, G: 0x7f, B: 0x0e, A: 255}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 255}, {R: 0xd6, G: 0x27, B: 0x28, A: 255}, {R: 0x94, G: 0x67, B: 0xbd, A: 255}}
-	i := 0
 	for _, s := range r.Scenarios {
 		if !strings.HasPrefix(s.Load, "saturation") || len(s.Latencies) == 0 {
 			continue
@@ -307,11 +331,9 @@ func (r *report) plot(path string) error {
 		if err != nil {
 			return err
 		}
-		line.Color = colors[i%len(colors)]
-		line.Width = vg.Points(2)
+		line.LineStyle = lineStyle(s.Topology)
 		p.Add(line)
 		p.Legend.Add(s.Topology, line)
-		i++
 	}
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"image/color"
 	"os"
 	"strings"
 	"testing"
@@ -95,4 +96,17 @@ func TestSmallRatiosAreNotPrintedAsZero(t *testing.T) {
 	assert.Equal(t, "0.30x", times(0.3012))
 	assert.Equal(t, "0.0041x", times(34.3/8393))
 	assert.Equal(t, "0.00x", times(0))
+}
+
+func TestEveryTopologyIsPlottedInAColourOfItsOwn(t *testing.T) {
+	seen := map[color.Color]string{}
+	for name := range strings.SplitSeq(allScenarios, ",") {
+		st := lineStyle(name)
+		assert.Contains(t, topologyColors, name, "a colour of its own, the same in every report")
+		if other, ok := seen[st.Color]; ok {
+			t.Errorf("%s and %s share a colour", name, other)
+		}
+		seen[st.Color] = name
+		assert.Equal(t, strings.HasPrefix(name, "seed"), len(st.Dashes) > 0, "%s: the seed's lines are dashed, the others solid", name)
+	}
 }
