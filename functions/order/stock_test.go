@@ -265,8 +265,9 @@ func TestConfirmationsNoTakeCarriesGoOnTheirOwn(t *testing.T) {
 	takeOrders(t, stock, 2, false)
 	stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
 	stock.Confirm(Taken{OrderID: "order-1", ProductID: "product-1"})
-	require.Eventually(t, func() bool { return len(rec.calls()) == 3 }, 5*ConfirmAfter, time.Millisecond)
+	require.Eventually(t, func() bool { return len(rec.calls()) == 3 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, "confirm:2", rec.calls()[2], "both in one /confirm once they waited ConfirmAfter")
+	stock.Close() // waits for the /confirm sent, which rec records before it is answered
 	assert.Zero(t, stillHeld(t, inv, 2), "both holds were already final")
 }
 
@@ -320,8 +321,9 @@ func TestConfirmationsGoInTheirOwnCallsToAnInventoryThatIgnoresThem(t *testing.T
 	defer stock.Close()
 
 	takeOrders(t, stock, 3, true)
-	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*ConfirmAfter, time.Millisecond)
+	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, []string{"reserve:1", "reserve:1+confirm:1", "reserve:1", "confirm:3"}, rec.calls(),
 		"once a /reserve answered without its count of confirmations, they go in /confirm")
+	stock.Close() // waits for the /confirm sent, which rec records before it is answered
 	assert.Zero(t, stillHeld(t, inv, 3), "the ignored confirmation was sent again, with the later ones")
 }
