@@ -1,7 +1,6 @@
 package order
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/bindings/memory"
 	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/internal/daprtest"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/runtimetest"
 )
@@ -137,7 +137,7 @@ func toConfirmations(taken []Taken) []inventory.Confirmation {
 func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
 	seed, seedInv := inventoryApp(t, true)
 	rec := &recordingInvoker{next: seed}
-	var logs lockedBuffer
+	var logs daprtest.SyncBuffer
 	stock := NewInvokeStock(rec, "inventory-service", slog.New(slog.NewTextHandler(&logs, nil)))
 	for i := range 2 {
 		a, err := stock.Take(context.Background(), "order-"+itoa(i), "product-1", 3)
@@ -165,24 +165,6 @@ func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
 	assert.Zero(t, stillHeld(t, ourInv, 1), "the hold our /check made was confirmed")
 	assert.Equal(t, 1, strings.Count(logs.String(), "has no POST /confirm"), "the seed's 404 for /confirm is logged once")
 	assert.NotContains(t, logs.String(), "hold sweep", "no hold sweep is promised where there are no holds")
-}
-
-// lockedBuffer is a bytes.Buffer for a logger writing from other goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestTakeOfAnUnknownProductIsNotFound(t *testing.T) {
