@@ -63,6 +63,28 @@ func (r *recordingInvoker) calls() []string {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// recordedStock returns an InvokeStock calling next through a
+// recordingInvoker (holding calls back when hold is set), closed when the
+// test ends.
+func recordedStock(t *testing.T, next bindings.Invoker, hold bool, log *slog.Logger) (*InvokeStock, *recordingInvoker) {
+	t.Helper()
+	rec := &recordingInvoker{next: next}
+	if hold {
+		rec.hold = make(chan struct{})
+	}
+	stock := NewInvokeStock(rec, "inventory-service", log)
+	t.Cleanup(stock.Close)
+	return stock, rec
+}
+
+// release lets the held calls and those after them through.
+func (r *recordingInvoker) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(r.hold)
+	r.hold = nil
+}
+
 // inventoryApp serves the inventory function as the inventory-service; seed
 // keeps only the seed's POST /check.
 func inventoryApp(t *testing.T, seed bool) (*runtimetest.Sidecar, *inventory.Service) {
@@ -89,8 +111,7 @@ func stockLeft(t *testing.T, inv *inventory.Service) int {
 
 func TestTakesArrivingDuringACallGoTogetherInTheNext(t *testing.T) {
 	sc, inv := inventoryApp(t, false)
-	rec := &recordingInvoker{next: sc, hold: make(chan struct{})}
-	stock := NewInvokeStock(rec, "inventory-service", nil)
+	stock, rec := recordedStock(t, sc, true, nil)
 	ctx := context.Background()
 
 	results := make(chan error, 10)
@@ -107,10 +128,7 @@ func TestTakesArrivingDuringACallGoTogetherInTheNext(t *testing.T) {
 		go take(i)
 	}
 	require.Eventually(t, func() bool { return stock.takes.queued() == 9 }, 5*time.Second, time.Millisecond)
-	rec.mu.Lock()
-	close(rec.hold)
-	rec.hold = nil
-	rec.mu.Unlock()
+	rec.release()
 	for range 10 {
 		require.NoError(t, <-results)
 	}
@@ -136,9 +154,8 @@ func toConfirmations(taken []Taken) []inventory.Confirmation {
 
 func TestTakeFallsBackToTheSeedsCheck(t *testing.T) {
 	seed, seedInv := inventoryApp(t, true)
-	rec := &recordingInvoker{next: seed}
 	var logs daprtest.SyncBuffer
-	stock := NewInvokeStock(rec, "inventory-service", slog.New(slog.NewTextHandler(&logs, nil)))
+	stock, rec := recordedStock(t, seed, false, slog.New(slog.NewTextHandler(&logs, nil)))
 	for i := range 2 {
 		a, err := stock.Take(context.Background(), "order-"+itoa(i), "product-1", 3)
 		require.NoError(t, err)
@@ -180,8 +197,7 @@ func TestTakeOfAnUnknownProductIsNotFound(t *testing.T) {
 
 func TestATakerThatGaveUpTakesNothing(t *testing.T) {
 	sc, inv := inventoryApp(t, false)
-	rec := &recordingInvoker{next: sc, hold: make(chan struct{})}
-	stock := NewInvokeStock(rec, "inventory-service", nil)
+	stock, rec := recordedStock(t, sc, true, nil)
 	first := make(chan error, 1)
 	go func() { _, err := stock.Take(context.Background(), "order-1", "product-1", 1); first <- err }()
 	require.Eventually(t, func() bool { return len(rec.calls()) == 1 }, 5*time.Second, time.Millisecond)
@@ -192,10 +208,7 @@ func TestATakerThatGaveUpTakesNothing(t *testing.T) {
 	require.Eventually(t, func() bool { return stock.takes.queued() == 1 }, 5*time.Second, time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-gaveUp, context.Canceled)
-	rec.mu.Lock()
-	close(rec.hold)
-	rec.hold = nil
-	rec.mu.Unlock()
+	rec.release()
 	require.NoError(t, <-first)
 	assert.Equal(t, []string{"reserve:1"}, rec.calls(), "the cancelled take was never sent")
 	assert.Equal(t, 99, stockLeft(t, inv))
@@ -229,9 +242,7 @@ func stillHeld(t *testing.T, inv *inventory.Service, n int) int {
 
 func TestConfirmationsRideWithTheNextReserve(t *testing.T) {
 	sc, inv := inventoryApp(t, false)
-	rec := &recordingInvoker{next: sc}
-	stock := NewInvokeStock(rec, "inventory-service", nil)
-	defer stock.Close()
+	stock, rec := recordedStock(t, sc, false, nil)
 	takeOrders(t, stock, 3, true)
 	assert.Equal(t, []string{"reserve:1", "reserve:1+confirm:1", "reserve:1+confirm:1"}, rec.calls(),
 		"each stored order's confirmation went with the next take, in no call of its own")
@@ -241,9 +252,7 @@ func TestConfirmationsRideWithTheNextReserve(t *testing.T) {
 
 func TestConfirmationsNoTakeCarriesGoOnTheirOwn(t *testing.T) {
 	sc, inv := inventoryApp(t, false)
-	rec := &recordingInvoker{next: sc}
-	stock := NewInvokeStock(rec, "inventory-service", nil)
-	defer stock.Close()
+	stock, rec := recordedStock(t, sc, false, nil)
 	takeOrders(t, stock, 2, false)
 	stock.Confirm(Taken{OrderID: "order-0", ProductID: "product-1"})
 	stock.Confirm(Taken{OrderID: "order-1", ProductID: "product-1"})
@@ -298,9 +307,7 @@ func TestConfirmationsGoInTheirOwnCallsToAnInventoryThatIgnoresThem(t *testing.T
 	runtime.Invoke(app, "POST /confirm", inv.Confirm)
 	sc := runtimetest.New()
 	sc.Serve("inventory-service", app)
-	rec := &recordingInvoker{next: sc}
-	stock := NewInvokeStock(rec, "inventory-service", nil)
-	defer stock.Close()
+	stock, rec := recordedStock(t, sc, false, nil)
 
 	takeOrders(t, stock, 3, true)
 	require.Eventually(t, func() bool { return len(rec.calls()) == 4 }, 5*time.Second, time.Millisecond)
