@@ -77,7 +77,9 @@ func (b *batcher[T]) run(every time.Duration, max int, flush func([]T)) {
 // (take), or, once the oldest has waited `after`, flush sends them on its
 // own, up to max per flush: a busy process sends none on their own, an idle
 // one holds them about `after` at most. flush runs on the queue's own
-// goroutine, one batch at a time; close flushes what is left.
+// goroutine, one batch at a time; close flushes what is left. Values restored
+// after close are flushed at once by restore's caller, which may overlap the
+// queue's last flush, so flush must be safe for concurrent use.
 type carryQueue[T any] struct {
 	after time.Duration
 	max   int
