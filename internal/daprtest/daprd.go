@@ -222,6 +222,12 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
+// PID is the process id of the daprd running now (a Restart changes it).
+func (d *Daprd) PID() int {
+	cmd, _ := d.current()
+	return cmd.Process.Pid
+}
+
 // Log returns what daprd printed so far.
 func (d *Daprd) Log() string { return d.log.String() }
 
@@ -261,6 +267,7 @@ func (d *Daprd) wait(t testing.TB, path string) {
 // Redis is a private redis-server on a free port.
 type Redis struct {
 	Addr    string
+	pid     int
 	port    int
 	dir     string
 	persist bool
@@ -296,9 +303,16 @@ func (r *Redis) run() error {
 		return err
 	}
 	r.mu.Lock()
-	r.Addr, r.stop = srv.Addr, srv.Stop
+	r.Addr, r.pid, r.stop = srv.Addr, srv.PID, srv.Stop
 	r.mu.Unlock()
 	return nil
+}
+
+// PID is the process id of the redis-server running now.
+func (r *Redis) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pid
 }
 
 // Kill stops the redis-server with SIGKILL.

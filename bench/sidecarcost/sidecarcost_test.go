@@ -1,0 +1,114 @@
+package sidecarcost
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/daprfn/shop/bindings/dapr"
+	"github.com/daprfn/shop/internal/daprtest"
+	"github.com/daprfn/shop/internal/procstat"
+)
+
+// concurrency is the number of callers, as many as loadbench's connections.
+const concurrency = 16
+
+// order is the size and shape of what the order-service writes.
+var order = []byte(`{"id":"order-0123456789abcdef0123456789abcdef","productId":"product-1","quantity":1,"customerEmail":"bench@example.com","status":"confirmed"}`)
+
+func component(name, typ, key, value string) string {
+	return "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: " + name + "\nspec:\n  type: " + typ +
+		"\n  version: v1\n  metadata:\n  - name: " + key + "\n    value: " + value + "\n"
+}
+
+// tmpfsDir is a fresh directory on /dev/shm when there is one, as loadbench's
+// files are: a disk would measure the disk.
+func tmpfsDir(b *testing.B) string {
+	dir, err := os.MkdirTemp("/dev/shm", "sidecarcost-")
+	if err != nil {
+		return b.TempDir()
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func BenchmarkWrite(b *testing.B) {
+	redis := daprtest.StartRedis(b)
+	files := tmpfsDir(b)
+	// As the launcher runs every daprd: GOGC=200, no metrics.
+	d := daprtest.Start(b, daprtest.Options{
+		AppID: daprtest.UniqueID("sidecarcost"),
+		Resources: map[string]string{
+			"files.yaml": component("files", "bindings.localstorage", "rootPath", files),
+			"kv.yaml":    component("kv", "bindings.redis", "redisHost", redis.Addr),
+			"state.yaml": component("statestore", "state.redis", "redisHost", redis.Addr),
+		},
+		Env:  []string{"GOGC=200"},
+		Args: []string{"--enable-metrics=false"},
+	})
+	d.WaitOutbound(b)
+	c, err := dapr.New(dapr.Config{Address: d.GRPCAddress(), StateStore: "statestore"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+
+	var seq atomic.Int64 // every call writes a key or file of its own
+	var created atomic.Int64
+	writes := []struct {
+		name  string
+		write func(ctx context.Context, key string) error
+	}{
+		{"localstorage", func(ctx context.Context, key string) error {
+			_, err := c.InvokeBinding(ctx, "files", "create", order, map[string]string{"fileName": key + ".json"})
+			if err == nil {
+				created.Add(1)
+			}
+			return err
+		}},
+		{"redis-binding", func(ctx context.Context, key string) error {
+			_, err := c.InvokeBinding(ctx, "kv", "create", order, map[string]string{"key": key})
+			return err
+		}},
+		{"state-save", func(ctx context.Context, key string) error { return c.Save(ctx, key, order, "") }},
+	}
+	for _, w := range writes {
+		b.Run(w.name, func(b *testing.B) {
+			ctx := context.Background()
+			daprd0, redis0 := cpu(b, d.PID()), cpu(b, redis.PID())
+			b.SetParallelism(max(1, concurrency/runtime.GOMAXPROCS(0)))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := w.write(ctx, "order-"+strconv.FormatInt(seq.Add(1), 10)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			n := float64(b.N)
+			b.ReportMetric((cpu(b, d.PID())-daprd0)/n*1e6, "daprd-µs/call")
+			b.ReportMetric((cpu(b, redis.PID())-redis0)/n*1e6, "redis-µs/call")
+		})
+	}
+	// The files are there: the binding wrote, not merely answered.
+	entries, err := os.ReadDir(files)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if int64(len(entries)) != created.Load() {
+		b.Fatalf("%d files in %s after %d localstorage creates", len(entries), files, created.Load())
+	}
+}
+
+func cpu(b *testing.B, pid int) float64 {
+	s, err := procstat.CPUSeconds(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
