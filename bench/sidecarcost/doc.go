@@ -2,7 +2,8 @@
 // daprd (and Redis) in CPU, per kind of write an order makes: a localstorage
 // binding create (the shop's order and email files), a Redis binding create
 // (the cheaper stand-in one might reach for) and a state save. It holds only
-// benchmarks, which start a real daprd and a private redis-server:
+// benchmarks, which start a real daprd (run as the launcher runs one with no
+// exporter) and a private redis-server:
 //
 //	make daprd
 //	go test -run '^$' -bench . -benchtime 20000x -count 3 ./bench/sidecarcost

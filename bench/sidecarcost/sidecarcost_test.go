@@ -3,6 +3,7 @@ package sidecarcost
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/daprfn/shop/bindings/dapr"
 	"github.com/daprfn/shop/internal/daprtest"
+	"github.com/daprfn/shop/internal/launch"
 	"github.com/daprfn/shop/internal/procstat"
 )
 
@@ -38,7 +40,12 @@ func tmpfsDir(b *testing.B) string {
 func BenchmarkWrite(b *testing.B) {
 	redis := daprtest.StartRedis(b)
 	files := tmpfsDir(b)
-	// As the launcher runs every daprd: GOGC=200, no metrics.
+	// As the launcher runs a daprd without metricsPort: GOGC=200, its
+	// Configuration for daprds with no exporter.
+	config := filepath.Join(b.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte(launch.NoExportersConfig), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	d := daprtest.Start(b, daprtest.Options{
 		AppID: daprtest.UniqueID("sidecarcost"),
 		Resources: map[string]string{
@@ -46,8 +53,8 @@ func BenchmarkWrite(b *testing.B) {
 			"kv.yaml":    component("kv", "bindings.redis", "redisHost", redis.Addr),
 			"state.yaml": component("statestore", "state.redis", "redisHost", redis.Addr),
 		},
-		Env:  []string{"GOGC=200"},
-		Args: []string{"--enable-metrics=false"},
+		Env:  []string{"GOGC=" + launch.DefaultDaprdGOGC},
+		Args: []string{"--config", config},
 	})
 	d.WaitOutbound(b)
 	c, err := dapr.New(dapr.Config{Address: d.GRPCAddress(), StateStore: "statestore"})

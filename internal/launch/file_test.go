@@ -45,11 +45,11 @@ func TestLoadValidFile(t *testing.T) {
 	assert.Contains(t, env, "LOG_LEVEL=debug")
 	assert.Contains(t, env, "APP_PORT=3000")
 	assert.Contains(t, env, "DAPR_GRPC_PORT=50001")
-	args := strings.Join(f.daprdArgs(f.Apps[0], "/tmp/no-metrics.yaml"), " ")
+	args := strings.Join(f.daprdArgs(f.Apps[0], "/tmp/no-exporters.yaml"), " ")
 	assert.Contains(t, args, "--app-id order-service")
 	assert.Contains(t, args, "--resources-path "+filepath.Join(f.dir, "components"))
 	assert.Contains(t, args, "--enable-metrics=false", "no metrics port given: metrics off so daprds do not collide on 9090")
-	assert.Contains(t, args, "--config /tmp/no-metrics.yaml", "no metrics port and no config: daprd records no metrics either")
+	assert.Contains(t, args, "--config /tmp/no-exporters.yaml", "no metrics port and no config: daprd records no metrics and samples no traces either")
 	assert.NotContains(t, args, "--enable-profiling")
 }
 
@@ -119,19 +119,19 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestNoMetricsConfigOnlyWithoutMetricsPortAndConfig(t *testing.T) {
+func TestNoExportersConfigOnlyWithoutMetricsPortAndConfig(t *testing.T) {
 	withPort, err := Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  metricsPort: 9090", 1)))
 	require.NoError(t, err)
-	args := strings.Join(withPort.daprdArgs(withPort.Apps[0], "/tmp/no-metrics.yaml"), " ")
+	args := strings.Join(withPort.daprdArgs(withPort.Apps[0], "/tmp/no-exporters.yaml"), " ")
 	assert.Contains(t, args, "--metrics-port 9090")
-	assert.NotContains(t, args, "no-metrics.yaml", "metrics asked for: daprd's default configuration records them")
+	assert.NotContains(t, args, "no-exporters.yaml", "metrics asked for: daprd's default configuration records them")
 
 	p := writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  configFilePath: ./my-config.yaml", 1))
 	withConfig, err := Load(p)
 	require.NoError(t, err)
-	args = strings.Join(withConfig.daprdArgs(withConfig.Apps[0], "/tmp/no-metrics.yaml"), " ")
+	args = strings.Join(withConfig.daprdArgs(withConfig.Apps[0], "/tmp/no-exporters.yaml"), " ")
 	assert.Contains(t, args, "--config "+filepath.Join(filepath.Dir(p), "my-config.yaml"))
-	assert.NotContains(t, args, "no-metrics.yaml", "the app's own configuration wins")
+	assert.NotContains(t, args, "no-exporters.yaml", "the app's own configuration wins")
 }
 
 func TestDaprdGetsItsOwnGOGC(t *testing.T) {
