@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,7 +62,13 @@ func TestNoExportersConfigurationOnRealDaprd(t *testing.T) {
 				require.NoError(t, err)
 				resp.Body.Close()
 				require.Equal(t, http.StatusOK, resp.StatusCode)
-				return <-seen
+				select {
+				case tp := <-seen:
+					return tp
+				case <-time.After(10 * time.Second):
+					t.Fatal("daprd answered 200 but the app saw no call")
+					return ""
+				}
 			}
 			const callers = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			assert.Equal(t, callers, invoke(callers), "the caller's trace context reaches the app")
