@@ -1,77 +1,28 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/daprfn/shop/internal/daprtest"
 )
 
 // redisComponents returns the state stores and pub/sub on the private redis.
 func redisComponents(redisAddr string) map[string]string {
-	state := func(name string) string {
-		return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: %s
-spec:
-  type: state.redis
-  version: v1
-  metadata:
-  - name: redisHost
-    value: %s
-`, name, redisAddr)
-	}
 	return map[string]string{
-		"statestore.yaml":         state("statestore"),
-		"notification-state.yaml": state("notification-state"),
-		"pubsub.yaml": fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: pubsub
-spec:
-  type: pubsub.redis
-  version: v1
-  metadata:
-  - name: redisHost
-    value: %s
-  - name: concurrency
-    value: "100"
-  # Redeliver what a subscriber took and never acknowledged (it died) soon.
-  - name: redeliverInterval
-    value: 1s
-  - name: processingTimeout
-    value: 5s
-`, redisAddr),
+		"statestore.yaml":         daprtest.Component("statestore", "state.redis", "redisHost", redisAddr),
+		"notification-state.yaml": daprtest.Component("notification-state", "state.redis", "redisHost", redisAddr),
+		// Redeliver what a subscriber took and never acknowledged (it died) soon.
+		"pubsub.yaml": daprtest.Component("pubsub", "pubsub.redis", "redisHost", redisAddr, "concurrency", "100",
+			"redeliverInterval", "1s", "processingTimeout", "5s"),
 	}
 }
 
 func cronComponent(name, schedule string) string {
-	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: %s
-spec:
-  type: bindings.cron
-  version: v1
-  metadata:
-  - name: schedule
-    value: "%s"
-  - name: direction
-    value: input
-`, name, schedule)
+	return daprtest.Component(name, "bindings.cron", "schedule", schedule, "direction", "input")
 }
 
 func localstorageComponent(name, dir string) string {
-	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: %s
-spec:
-  type: bindings.localstorage
-  version: v1
-  metadata:
-  - name: rootPath
-    value: %s
-`, name, dir)
+	return daprtest.Component(name, "bindings.localstorage", "rootPath", dir)
 }
 
 // inboundRetry retries RETRY answers of pubsub quickly, as Dapr documents for

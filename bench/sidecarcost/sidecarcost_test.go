@@ -21,25 +21,13 @@ const concurrency = 16
 // order is the size and shape of what the order-service writes.
 var order = []byte(`{"id":"order-0123456789abcdef0123456789abcdef","productId":"product-1","quantity":1,"customerEmail":"bench@example.com","status":"confirmed"}`)
 
-func component(name, typ, key, value string) string {
-	return "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: " + name + "\nspec:\n  type: " + typ +
-		"\n  version: v1\n  metadata:\n  - name: " + key + "\n    value: " + value + "\n"
-}
-
-// tmpfsDir is a fresh directory on /dev/shm when there is one, as loadbench's
-// files are: a disk would measure the disk.
-func tmpfsDir(b *testing.B) string {
-	dir, err := os.MkdirTemp("/dev/shm", "sidecarcost-")
-	if err != nil {
-		return b.TempDir()
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func BenchmarkWrite(b *testing.B) {
 	redis := daprtest.StartRedis(b)
-	files := tmpfsDir(b)
+	files, err := os.MkdirTemp(daprtest.TmpfsDir(), "sidecarcost-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(files) })
 	// As the launcher runs a daprd without metricsPort: GOGC=200, its
 	// Configuration for daprds with no exporter.
 	config := filepath.Join(b.TempDir(), "config.yaml")
@@ -49,9 +37,9 @@ func BenchmarkWrite(b *testing.B) {
 	d := daprtest.Start(b, daprtest.Options{
 		AppID: daprtest.UniqueID("sidecarcost"),
 		Resources: map[string]string{
-			"files.yaml": component("files", "bindings.localstorage", "rootPath", files),
-			"kv.yaml":    component("kv", "bindings.redis", "redisHost", redis.Addr),
-			"state.yaml": component("statestore", "state.redis", "redisHost", redis.Addr),
+			"files.yaml": daprtest.Component("files", "bindings.localstorage", "rootPath", files),
+			"kv.yaml":    daprtest.Component("kv", "bindings.redis", "redisHost", redis.Addr),
+			"state.yaml": daprtest.Component("statestore", "state.redis", "redisHost", redis.Addr),
 		},
 		Env:  []string{"GOGC=" + launch.DefaultDaprdGOGC},
 		Args: []string{"--config", config},

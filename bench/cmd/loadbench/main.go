@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/daprfn/shop/internal/daprtest"
 	"github.com/daprfn/shop/internal/launch"
 )
 
@@ -111,7 +112,10 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.dataDir == "" {
-		o.dataDir = defaultDataDir()
+		// The order and email files are the dev stand-ins for order storage
+		// and email; on a VM disk creating one can cost more kernel time than
+		// everything else an order does (see Machine.FileCreateMicros).
+		o.dataDir = daprtest.TmpfsDir()
 	}
 	if slices.ContainsFunc(o.scenarios, isSeed) {
 		if err := installSeed(o); err != nil {

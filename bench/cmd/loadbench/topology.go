@@ -323,18 +323,6 @@ func installSeed(o options) error {
 	return nil
 }
 
-// defaultDataDir is a tmpfs when there is one: the order and email files are
-// the dev stand-ins for order storage and email, and on a VM disk creating a
-// file can cost more kernel time than everything else an order does (see
-// Machine.FileCreateMicros), which would measure the disk, not the runtime.
-func defaultDataDir() string {
-	if probe, err := os.MkdirTemp("/dev/shm", "loadbench-probe-"); err == nil {
-		os.Remove(probe)
-		return "/dev/shm"
-	}
-	return os.TempDir()
-}
-
 // fileCreateMicros is the mean wall time, in µs, of creating and writing a
 // 300-byte file in dir (500 files, removed afterwards).
 func fileCreateMicros(dir string) (float64, error) {
