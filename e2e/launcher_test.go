@@ -17,15 +17,34 @@ import (
 	"github.com/daprfn/shop/internal/daprtest"
 )
 
-func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
-	dir := t.TempDir()
-	appID := daprtest.UniqueID("order-service")
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "components"), 0o755))
-	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": appID}, nil) {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "components", name), []byte(doc), 0o644))
+// embeddedRun is the embedded shop (`make run`'s run file) started by the
+// launcher on free ports, with its data in dir.
+type embeddedRun struct {
+	dir, appID, url string
+	appPort         int
+	out             *daprtest.SyncBuffer
+	cmd             *exec.Cmd
+	done            chan error
+}
+
+// launchEmbedded starts the launcher on a run file like
+// deploy/dapr-embedded.yaml, with env added to the app's, and waits until
+// the shop is up. The launcher is killed at the end of the test if it still
+// runs; its output is logged when the test failed.
+func launchEmbedded(t *testing.T, env map[string]string) *embeddedRun {
+	t.Helper()
+	r := &embeddedRun{dir: t.TempDir(), appID: daprtest.UniqueID("order-service"), out: &daprtest.SyncBuffer{}, done: make(chan error, 1)}
+	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "components"), 0o755))
+	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": r.appID}, nil) {
+		require.NoError(t, os.WriteFile(filepath.Join(r.dir, "components", name), []byte(doc), 0o644))
 	}
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "data"), 0o755))
-	httpPort, appPort := daprtest.FreePort(t), daprtest.FreePort(t)
+	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "data"), 0o755))
+	httpPort := daprtest.FreePort(t)
+	r.appPort = daprtest.FreePort(t)
+	var extra strings.Builder
+	for k, v := range env {
+		fmt.Fprintf(&extra, "    %s: %q\n", k, v)
+	}
 	run := fmt.Sprintf(`version: 1
 apps:
 - appID: %s
@@ -38,62 +57,120 @@ apps:
   command: [%q, "serve"]
   env:
     FUNCTIONS: order,inventory,notification
-`, appID, appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), shopBinary)
-	file := filepath.Join(dir, "dapr.yaml")
+%s`, r.appID, r.appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), shopBinary, extra.String())
+	file := filepath.Join(r.dir, "dapr.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(run), 0o644))
 
-	out := &daprtest.SyncBuffer{}
-	cmd := exec.Command(shopBinary, "run", "-f", file, "--daprd", daprtest.Binary(t))
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
+	r.cmd = exec.Command(shopBinary, "run", "-f", file, "--daprd", daprtest.Binary(t))
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, r.cmd.Start())
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("launcher output:\n%s", out.String())
+			t.Logf("launcher output:\n%s", r.out.String())
 		}
-	}()
+		_ = r.cmd.Process.Kill()
+	})
 
-	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	r.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/v1.0/healthz")
+		resp, err := http.Get(r.url + "/v1.0/healthz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusNoContent
 	}, 60*time.Second, 200*time.Millisecond)
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "The shop is up.") }, 10*time.Second, 100*time.Millisecond)
-	assert.Contains(t, out.String(), "curl -X POST "+strings.Replace(url, "127.0.0.1", "localhost", 1)+"/v1.0/invoke/"+appID+"/method/orders")
-	assert.Contains(t, out.String(), "["+appID+"] ", "app log lines are prefixed with the app-id")
+	require.Eventually(t, func() bool { return strings.Contains(r.out.String(), "The shop is up.") }, 10*time.Second, 100*time.Millisecond)
+	return r
+}
 
-	status, body := post(t, url+"/v1.0/invoke/"+appID+"/method/orders", `{"productId": "product-1", "quantity": 2, "customerEmail": "customer@example.com"}`)
+func (r *embeddedRun) placeOrder(t *testing.T, quantity int) string {
+	t.Helper()
+	status, body := post(t, r.url+"/v1.0/invoke/"+r.appID+"/method/orders", fmt.Sprintf(`{"productId": "product-1", "quantity": %d, "customerEmail": "customer@example.com"}`, quantity))
 	require.Equal(t, http.StatusOK, status, body)
-	id := decodeOrderID(t, body)
-	require.Eventually(t, func() bool {
-		m, _ := filepath.Glob(filepath.Join(dir, "data", "emails", id+".eml"))
-		return len(m) == 1
-	}, 20*time.Second, 100*time.Millisecond, "the email file lands in the data dir")
-	_, err := os.Stat(filepath.Join(dir, "data", "orders", id+".json"))
+	return decodeOrderID(t, body)
+}
+
+func (r *embeddedRun) hasEmail(id string) bool {
+	_, err := os.Stat(filepath.Join(r.dir, "data", "emails", id+".eml"))
+	return err == nil
+}
+
+func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
+	r := launchEmbedded(t, nil)
+	assert.Contains(t, r.out.String(), "curl -X POST "+strings.Replace(r.url, "127.0.0.1", "localhost", 1)+"/v1.0/invoke/"+r.appID+"/method/orders")
+	assert.Contains(t, r.out.String(), "["+r.appID+"] ", "app log lines are prefixed with the app-id")
+
+	id := r.placeOrder(t, 2)
+	require.Eventually(t, func() bool { return r.hasEmail(id) }, 20*time.Second, 100*time.Millisecond, "the email file lands in the data dir")
+	_, err := os.Stat(filepath.Join(r.dir, "data", "orders", id+".json"))
 	require.NoError(t, err)
 
 	// The launcher gives each app and its daprd an APP_API_TOKEN: the app
 	// port answers nobody else.
-	direct, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/orders/%s", appPort, id))
+	direct, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/orders/%s", r.appPort, id))
 	assert.Equal(t, http.StatusUnauthorized, direct, "a call around the sidecar is refused: %s", body)
 	assert.Contains(t, body, `"code":"unauthorized"`)
-	health, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", appPort))
+	health, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", r.appPort))
 	assert.Equal(t, http.StatusOK, health, "probes need no token")
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-done:
+	case err := <-r.done:
 		require.NoError(t, err, "the launcher exits 0 on SIGTERM")
 	case <-time.After(45 * time.Second):
 		t.Fatal("the launcher did not stop within 45s")
 	}
-	assert.Contains(t, out.String(), "stopping: apps first")
-	left, _ := exec.Command("pgrep", "-f", appID).Output()
+	assert.Contains(t, r.out.String(), "stopping: apps first")
+	left, _ := exec.Command("pgrep", "-f", r.appID).Output()
 	assert.Empty(t, strings.TrimSpace(string(left)), "no process of the run may be left")
+}
+
+// pubsub.in-memory, the embedded mode's pub/sub, delivers one event at a
+// time and blocks every publish while a delivery is being retried. With the
+// email sink failing, each order used to wait its whole ORDER_TIMEOUT for
+// its publish. Now only the first order that meets the stuck publish waits
+// OUTBOX_DELIVERY_WAIT; later ones are answered after their commit, and the
+// outbox sweep delivers every event once the sink is back.
+func TestEmbeddedShopKeepsTakingOrdersWhileEmailsFail(t *testing.T) {
+	const orderTimeout = 30 * time.Second
+	r := launchEmbedded(t, map[string]string{"ORDER_TIMEOUT": orderTimeout.String(), "OUTBOX_DELIVERY_WAIT": "300ms"})
+	first := r.placeOrder(t, 1)
+	require.Eventually(t, func() bool { return r.hasEmail(first) }, 20*time.Second, 100*time.Millisecond)
+
+	emails := filepath.Join(r.dir, "data", "emails")
+	require.NoError(t, os.RemoveAll(emails))
+	require.NoError(t, os.WriteFile(emails, nil, 0o644), "a file where the directory was: every email write fails")
+	ids := []string{}
+	for range 5 {
+		start := time.Now()
+		ids = append(ids, r.placeOrder(t, 1))
+		assert.Less(t, time.Since(start), orderTimeout/2, "an order does not wait out its ORDER_TIMEOUT behind a stuck event")
+	}
+	require.Eventually(t, func() bool {
+		return strings.Contains(r.out.String(), "orders are answered without waiting for their events")
+	}, 10*time.Second, 100*time.Millisecond)
+	for _, id := range ids {
+		assert.False(t, r.hasEmail(id))
+	}
+
+	require.NoError(t, os.Remove(emails))
+	require.NoError(t, os.Mkdir(emails, 0o755))
+	require.Eventually(t, func() bool {
+		for _, id := range ids {
+			if !r.hasEmail(id) {
+				return false
+			}
+		}
+		return true
+	}, 90*time.Second, 250*time.Millisecond, "every order is emailed once the sink is back")
+	files, err := os.ReadDir(emails)
+	require.NoError(t, err)
+	assert.Len(t, files, len(ids), "one email file per order")
+	for _, id := range append([]string{first}, ids...) {
+		status, body := get(t, r.url+"/v1.0/invoke/"+r.appID+"/method/orders/"+id)
+		assert.Equal(t, http.StatusOK, status, body)
+	}
 }

@@ -54,6 +54,7 @@ type Config struct {
 	OrderAppID            string        `envconfig:"ORDER_APP_ID" default:"order-service" desc:"app-id the inventory asks whether an order exists, when order is not served by the same process"`
 	SweepBinding          string        `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
 	OutboxRetryAfter      time.Duration `envconfig:"OUTBOX_RETRY_AFTER" default:"5s" desc:"age after which the sweep re-delivers an order event still pending"`
+	OutboxDeliveryWait    time.Duration `envconfig:"OUTBOX_DELIVERY_WAIT" default:"1s" desc:"longest an order waits for its event to be published and archived; past it the order is answered and the next orders leave their events to the outbox sweep until a sweep delivers again"`
 	OutboxStaleAfter      time.Duration `envconfig:"OUTBOX_STALE_AFTER" default:"60s" desc:"silence after which another process adopts a dead process's pending order events"`
 }
 
@@ -75,6 +76,9 @@ func loadConfig() (Config, error) {
 	}
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
+	}
+	if c.OutboxDeliveryWait <= 0 {
+		return c, fmt.Errorf("OUTBOX_DELIVERY_WAIT %s: want a positive duration, e.g. 1s", c.OutboxDeliveryWait)
 	}
 	if c.NotificationBulk < 0 {
 		return c, fmt.Errorf("NOTIFICATION_BULK %d: want 0 (off) or the most events per delivery, e.g. 100", c.NotificationBulk)

@@ -200,7 +200,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		if err != nil {
 			return w, err
 		}
-		ob, err := order.NewOutbox(p.state, p.pub, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID, RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter}, log)
+		ob, err := order.NewOutbox(p.state, p.pub, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID, RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter, DeliveryWait: cfg.OutboxDeliveryWait}, log)
 		if err != nil {
 			return w, err
 		}

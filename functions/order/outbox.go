@@ -34,6 +34,11 @@ type OutboxConfig struct {
 	StaleAfter time.Duration
 	// FlushEvery batches the deletes of delivered records (100 ms).
 	FlushEvery time.Duration
+	// DeliveryWait is how long an order waits for its event's delivery
+	// (publish and archive) before it is answered without it (1 s). An order
+	// that waited so long puts the outbox in deferred mode: the next orders
+	// leave their events to Sweep at once, until a sweep delivers again.
+	DeliveryWait time.Duration
 }
 
 // EventType is the CloudEvent type of order events.
@@ -58,8 +63,14 @@ type Outbox struct {
 	next       int64
 	reserved   int64
 	pending    map[string]pendingRef // marker key -> ref
+	// deferred: a delivery outlasted DeliveryWait and no sweep has delivered
+	// since, so orders do not wait for their events.
+	deferred bool
 
 	deletes *batcher[string]
+	// sweeping is held by the running Sweep: a cron binding fires on
+	// schedule even while the previous sweep still waits on the sidecar.
+	sweeping sync.Mutex
 }
 
 type pendingRef struct {
@@ -111,6 +122,9 @@ func NewOutbox(store bindings.StateStore, pub bindings.Publisher, archive Archiv
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = 100 * time.Millisecond
 	}
+	if cfg.DeliveryWait <= 0 {
+		cfg.DeliveryWait = time.Second
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -155,12 +169,41 @@ func (ob *Outbox) Commit(ctx context.Context, o Order, ops []bindings.StateOp) e
 		return fmt.Errorf("commit order %s: %w", o.ID, err)
 	}
 	ob.committed(key)
-	if err := ob.deliver(ctx, o); err != nil {
+	if ob.Deferred() {
+		return nil // the sweep delivers it
+	}
+	dctx, cancel := context.WithTimeout(ctx, ob.cfg.DeliveryWait)
+	defer cancel()
+	if err := ob.deliver(dctx, o); err != nil {
+		if dctx.Err() != nil && ctx.Err() == nil {
+			ob.setDeferred(true, err)
+		}
 		ob.log.Warn("order committed, event delivery deferred to the outbox sweep", "order", o.ID, "error", err.Error())
 		return nil
 	}
 	ob.deletes.add(key)
 	return nil
+}
+
+// Deferred tells whether orders currently leave their events to the sweep:
+// a delivery outlasted DeliveryWait (a pub/sub whose publish blocks while
+// the subscriber is stuck, as pubsub.in-memory's does, or a broker that
+// hangs), and no sweep has delivered since. An order then waits for its
+// commit only; one stuck event does not hold every order after it.
+func (ob *Outbox) Deferred() bool { ob.mu.Lock(); defer ob.mu.Unlock(); return ob.deferred }
+
+func (ob *Outbox) setDeferred(on bool, cause error) {
+	ob.mu.Lock()
+	changed := ob.deferred != on
+	ob.deferred = on
+	ob.mu.Unlock()
+	switch {
+	case changed && on:
+		ob.log.Warn("publishing an order event took longer than the delivery wait: orders are answered without waiting for their events, which the outbox sweep delivers until it finds publishing quick again",
+			"wait", ob.cfg.DeliveryWait.String(), "error", cause.Error())
+	case changed:
+		ob.log.Info("order events are delivered with their orders again")
+	}
 }
 
 // deliver publishes o's event (its id is the order id, so redelivery is
@@ -320,8 +363,14 @@ func (ob *Outbox) Close() { ob.deletes.close() }
 
 // Sweep is the outbox's cron step: it re-delivers this process's records
 // older than RetryAfter, writes the heartbeat, and adopts the records of
-// owners whose heartbeat is older than StaleAfter.
+// owners whose heartbeat is older than StaleAfter. A sweep that fires while
+// the previous one runs does nothing.
 func (ob *Outbox) Sweep(ctx context.Context, _ runtime.BindingEvent[struct{}]) error {
+	if !ob.sweeping.TryLock() {
+		ob.log.Debug("outbox sweep skipped: the previous one is still running")
+		return nil
+	}
+	defer ob.sweeping.Unlock()
 	var errs []error
 	if err := ob.sweepOwn(ctx); err != nil {
 		errs = append(errs, err)
@@ -362,6 +411,12 @@ func (ob *Outbox) sweepOwn(ctx context.Context) error {
 	ob.mu.Unlock()
 	slices.Sort(keys)
 	_, err := ob.redeliver(ctx, keys)
+	if err == nil {
+		// Every record due was delivered (or none was due): orders may wait
+		// for their events again. If publishing is still slow, the next order
+		// waits DeliveryWait once and defers again.
+		ob.setDeferred(false, nil)
+	}
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,4 +190,86 @@ func TestOrderIDsAreUnguessable(t *testing.T) {
 		require.False(t, seen[id], "ids never repeat")
 		seen[id] = true
 	}
+}
+
+// stuckPublisher blocks every Publish until its context ends while stuck is
+// set, as daprd's pubsub.in-memory does while the subscriber's previous
+// delivery is still being retried; otherwise it publishes.
+type stuckPublisher struct {
+	memory.Publisher
+	stuck    atomic.Bool
+	attempts atomic.Int64
+	entered  chan string // receives each stuck attempt's event id, when set
+}
+
+func (p *stuckPublisher) Publish(ctx context.Context, pubsub, topic string, ev bindings.Event) error {
+	p.attempts.Add(1)
+	if p.stuck.Load() {
+		if p.entered != nil {
+			p.entered <- ev.ID
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return p.Publisher.Publish(ctx, pubsub, topic, ev)
+}
+
+func TestAStuckPublishDefersTheNextOrdersEventsToTheSweep(t *testing.T) {
+	store, pub := memory.NewStore(), &stuckPublisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{DeliveryWait: 20 * time.Millisecond, RetryAfter: time.Millisecond, FlushEvery: time.Millisecond})
+	pub.stuck.Store(true)
+
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-a"), nil), "the order is stored; its event waits for the sweep")
+	assert.True(t, ob.Deferred(), "a delivery that outlasted the wait defers the next orders' events")
+	assert.EqualValues(t, 1, pub.attempts.Load())
+
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-b"), nil))
+	assert.EqualValues(t, 1, pub.attempts.Load(), "a deferred order does not wait on the stuck publish at all")
+	assert.Equal(t, 2, ob.Pending())
+
+	pub.stuck.Store(false)
+	time.Sleep(5 * time.Millisecond) // past RetryAfter
+	require.NoError(t, ob.Sweep(context.Background(), runtime.BindingEvent[struct{}]{}))
+	var ids []string
+	for _, p := range pub.Published() {
+		ids = append(ids, p.Event.ID)
+	}
+	assert.ElementsMatch(t, []string{"order-a", "order-b"}, ids, "the sweep delivers both")
+	assert.False(t, ob.Deferred(), "a sweep that delivered ends deferred mode")
+
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-c"), nil))
+	require.Len(t, pub.Published(), 3, "orders wait for their events again")
+	assert.Equal(t, "order-c", pub.Published()[2].Event.ID)
+	assert.Eventually(t, func() bool { return ob.Pending() == 0 }, time.Second, time.Millisecond)
+}
+
+func TestAnOrderWhoseOwnDeadlineEndsDoesNotDeferTheOthers(t *testing.T) {
+	store, pub := memory.NewStore(), &stuckPublisher{}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{DeliveryWait: time.Hour})
+	pub.stuck.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	require.NoError(t, ob.Commit(ctx, testOrder("order-late"), nil))
+	assert.False(t, ob.Deferred(), "the caller's deadline, not the delivery wait, ended this one")
+}
+
+func TestASweepThatFiresWhileOneRunsDoesNothing(t *testing.T) {
+	store, pub := memory.NewStore(), &stuckPublisher{entered: make(chan string, 4)}
+	ob := newTestOutbox(t, store, pub, OutboxConfig{DeliveryWait: time.Millisecond, RetryAfter: time.Millisecond})
+	pub.stuck.Store(true)
+	require.NoError(t, ob.Commit(context.Background(), testOrder("order-s"), nil))
+	<-pub.entered // the order's own attempt
+	time.Sleep(5 * time.Millisecond)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { first <- ob.Sweep(ctx, runtime.BindingEvent[struct{}]{}) }()
+	assert.Equal(t, "order-s", <-pub.entered, "the first sweep is redelivering")
+	bounded, stop := context.WithTimeout(context.Background(), time.Second) // a failure, not a hang, if it did wait
+	defer stop()
+	require.NoError(t, ob.Sweep(bounded, runtime.BindingEvent[struct{}]{}))
+	assert.EqualValues(t, 2, pub.attempts.Load(), "the second sweep published nothing")
+	cancel()
+	assert.Error(t, <-first, "the first sweep's redelivery failed and says so")
+	assert.Equal(t, 1, ob.Pending(), "the record stays for the next sweep")
 }
