@@ -39,7 +39,15 @@ func CPUSeconds(pid int) (float64, error) {
 }
 
 // PeakRSSMB is pid's peak resident set (VmHWM) in MB.
-func PeakRSSMB(pid int) (float64, error) {
+func PeakRSSMB(pid int) (float64, error) { return statusMB(pid, "VmHWM") }
+
+// FileRSSMB is the part of pid's resident set that maps files (RssFile) in
+// MB: for a Go program, mostly its own executable's pages, which every
+// process running the same binary shares through the page cache.
+func FileRSSMB(pid int) (float64, error) { return statusMB(pid, "RssFile") }
+
+// statusMB reads a "<field>: <n> kB" line of /proc/<pid>/status in MB.
+func statusMB(pid int, field string) (float64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err
@@ -47,10 +55,10 @@ func PeakRSSMB(pid int) (float64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status VmHWM: %w", pid, err)
+				return 0, fmt.Errorf("/proc/%d/status %s: %w", pid, field, err)
 			}
 			return kb / 1024, nil
 		}
@@ -58,5 +66,5 @@ func PeakRSSMB(pid int) (float64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM line", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s line", pid, field)
 }

@@ -3,6 +3,7 @@ package procstat
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,11 +39,37 @@ func TestPeakRSSCoversALiveAllocation(t *testing.T) {
 	assert.Equal(t, byte(1), buf[len(buf)-1])
 }
 
+func TestFileRSSCoversAMappedFile(t *testing.T) {
+	const size = 16 << 20
+	f, err := os.CreateTemp(t.TempDir(), "mapped")
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, f.Truncate(size))
+	before, err := FileRSSMB(os.Getpid())
+	require.NoError(t, err)
+	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	defer syscall.Munmap(data)
+	var sum byte
+	for i := 0; i < size; i += os.Getpagesize() {
+		sum += data[i] // fault every page in
+	}
+	after, err := FileRSSMB(os.Getpid())
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, after, before+15, "the 16 MB mapping is counted")
+	assert.Zero(t, sum)
+	peak, err := PeakRSSMB(os.Getpid())
+	require.NoError(t, err)
+	assert.LessOrEqual(t, after, peak, "the file-backed part is part of the resident set")
+}
+
 func TestGoneProcessIsAnError(t *testing.T) {
 	cmd := exec.Command("true")
 	require.NoError(t, cmd.Run())
 	_, err := CPUSeconds(cmd.Process.Pid)
 	assert.Error(t, err)
 	_, err = PeakRSSMB(cmd.Process.Pid)
+	assert.Error(t, err)
+	_, err = FileRSSMB(cmd.Process.Pid)
 	assert.Error(t, err)
 }

@@ -32,11 +32,15 @@ type Result struct {
 	Max            float64            `json:"max"`
 	CPUPer1000     map[string]float64 `json:"cpuSecondsPer1000Orders"`
 	PeakRSSMB      map[string]float64 `json:"peakRssMB"`
-	AppCPUShare    float64            `json:"appCpuShareOfDaprd"` // app CPU / daprd CPU
-	Latencies      []float64          `json:"-"`
-	Audit          *Audit             `json:"audit,omitempty"`
-	StatusCodes    map[string]int     `json:"statusCodes"`
-	Round          int                `json:"round"`
+	// FileRSSMB is the part of each process's resident set at the end of the
+	// run that maps files: its executable's pages, shared with every process
+	// running the same binary.
+	FileRSSMB   map[string]float64 `json:"fileRssMB"`
+	AppCPUShare float64            `json:"appCpuShareOfDaprd"` // app CPU / daprd CPU
+	Latencies   []float64          `json:"-"`
+	Audit       *Audit             `json:"audit,omitempty"`
+	StatusCodes map[string]int     `json:"statusCodes"`
+	Round       int                `json:"round"`
 	// DistinctIDs, for the seed, is how many different order ids its 200
 	// answers carried: ids from Date.now() collide, and a collision
 	// overwrites an order.
@@ -102,7 +106,7 @@ func auditWord(r *Result) string {
 }
 
 func attack(ctx context.Context, o options, t *topology, label string, rate vegeta.Rate, dur time.Duration, opts []func(*vegeta.Attacker)) (*Result, error) {
-	r := &Result{Topology: t.name, Load: label, CPUPer1000: map[string]float64{}, PeakRSSMB: map[string]float64{}, StatusCodes: map[string]int{}}
+	r := &Result{Topology: t.name, Load: label, CPUPer1000: map[string]float64{}, PeakRSSMB: map[string]float64{}, FileRSSMB: map[string]float64{}, StatusCodes: map[string]int{}}
 	shop := isShop(t.name)
 	stockBefore, err := stock(t)
 	if shop && err != nil {
@@ -178,7 +182,7 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	}
 	r.AppCPUShare = appCPUShare(used)
 	for name, pid := range t.processes() {
-		r.PeakRSSMB[name] = peakRSSMB(pid)
+		r.PeakRSSMB[name], r.FileRSSMB[name] = rssMB(pid)
 	}
 	if shop {
 		r.Audit = audit(t, ids, eventsBefore, stockBefore, handled)

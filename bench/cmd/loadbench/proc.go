@@ -14,8 +14,10 @@ func cpuSeconds(pids map[string]int) map[string]float64 {
 	return out
 }
 
-// peakRSSMB reads a process's peak resident set in MB, 0 when it is gone.
-func peakRSSMB(pid int) float64 {
-	mb, _ := procstat.PeakRSSMB(pid)
-	return mb
+// rssMB reads a process's peak resident set and the file-backed part of
+// its current one in MB, 0 when it is gone.
+func rssMB(pid int) (peak, file float64) {
+	peak, _ = procstat.PeakRSSMB(pid)
+	file, _ = procstat.FileRSSMB(pid)
+	return peak, file
 }

@@ -242,7 +242,7 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.2fx | %s | %s |\n", c.Baseline, c.Topology, c.Load, c.ShopPerS, c.BaselinePerS, c.Percent/100, joinFloats(scale(c.PercentByRound, 0.01), "%.2fx"), times(c.P99Ratio))
 		}
 	}
-	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round; *redis-server* is the topology's own Redis, which its sidecars share, counted in neither side of *app CPU / daprd CPU*):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB |\n|---|---|---:|---:|\n")
+	b.WriteString("\nCPU seconds per 1 000 orders and peak RSS per process (saturation, median round; *redis-server* is the topology's own Redis, which its sidecars share, counted in neither side of *app CPU / daprd CPU*; *of it, file pages* is the part of the resident set that maps the process's executable, shared through the page cache by every process running the same binary, as the three function apps do):\n\n| topology | process | CPU s / 1000 orders | peak RSS MB | of it, file pages MB |\n|---|---|---:|---:|---:|\n")
 	for _, s := range r.Scenarios {
 		if !strings.HasPrefix(s.Load, "saturation") {
 			continue
@@ -253,7 +253,7 @@ func (r *report) markdown() string {
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f |\n", s.Topology, n, s.CPUPer1000[n], s.PeakRSSMB[n])
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f | %.0f |\n", s.Topology, n, s.CPUPer1000[n], s.PeakRSSMB[n], s.FileRSSMB[n])
 		}
 	}
 	if r.Changes != "" {
