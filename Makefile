@@ -74,7 +74,8 @@ FUZZ_TIME  ?= 500000x
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: test
-test: daprd mailpit-bin ## vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer on 20000 inputs
+test: daprd mailpit-bin ## gofmt, vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer on 20000 inputs
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w on them):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...

@@ -199,7 +199,7 @@ func (ob *Outbox) setDeferred(on bool, cause error) {
 	ob.mu.Unlock()
 	switch {
 	case changed && on:
-		ob.log.Warn("publishing an order event took longer than the delivery wait: orders are answered without waiting for their events, which the outbox sweep delivers until it finds publishing quick again",
+		ob.log.Warn("delivering an order event (publish and archive) took longer than the delivery wait: until the outbox sweep delivers again, orders are answered without waiting for their events, which the sweep delivers",
 			"wait", ob.cfg.DeliveryWait.String(), "error", cause.Error())
 	case changed:
 		ob.log.Info("order events are delivered with their orders again")
