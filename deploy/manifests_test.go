@@ -177,7 +177,7 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 		for _, d := range readDocs(t, "../components/email-files/*.yaml") {
 			local[d.Metadata.Name] = d
 		}
-		want := []string{defaults["STATESTORE"], defaults["PUBSUB"], defaults["ORDERSTORE_BINDING"], defaults["EMAIL_BINDING"], defaults["RESTOCK_BINDING"], defaults["OUTBOX_SWEEP_BINDING"], defaults["HOLD_SWEEP_BINDING"], defaults["NOTIFICATION_STATESTORE"]}
+		want := []string{defaults["STATESTORE"], defaults["PUBSUB"], defaults["ORDERSTORE_BINDING"], defaults["EMAIL_BINDING"], defaults["RESTOCK_BINDING"], defaults["OUTBOX_SWEEP_BINDING"], defaults["HOLD_SWEEP_BINDING"], defaults["EMAIL_SWEEP_BINDING"], defaults["NOTIFICATION_STATESTORE"]}
 		for _, name := range want {
 			k, ok := byKind["Component"][name]
 			require.True(t, ok, "component %s the code uses is in k8s/components.yaml", name)

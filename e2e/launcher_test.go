@@ -28,14 +28,15 @@ type embeddedRun struct {
 }
 
 // launchEmbedded starts the launcher on a run file like
-// deploy/dapr-embedded.yaml, with env added to the app's, and waits until
+// deploy/dapr-embedded.yaml, with env added to the app's and the components
+// of components/embedded changed as repl says, and waits until
 // the shop is up. The launcher is killed at the end of the test if it still
 // runs; its output is logged when the test failed.
-func launchEmbedded(t *testing.T, env map[string]string) *embeddedRun {
+func launchEmbedded(t *testing.T, env, repl map[string]string) *embeddedRun {
 	t.Helper()
 	r := &embeddedRun{dir: t.TempDir(), appID: daprtest.UniqueID("order-service"), out: &daprtest.SyncBuffer{}, done: make(chan error, 1)}
 	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "components"), 0o755))
-	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": r.appID}, nil) {
+	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": r.appID}, repl) {
 		require.NoError(t, os.WriteFile(filepath.Join(r.dir, "components", name), []byte(doc), 0o644))
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "data"), 0o755))
@@ -99,7 +100,7 @@ func (r *embeddedRun) hasEmail(id string) bool {
 }
 
 func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
-	r := launchEmbedded(t, nil)
+	r := launchEmbedded(t, nil, nil)
 	assert.Contains(t, r.out.String(), "curl -X POST "+strings.Replace(r.url, "127.0.0.1", "localhost", 1)+"/v1.0/invoke/"+r.appID+"/method/orders")
 	assert.Contains(t, r.out.String(), "["+r.appID+"] ", "app log lines are prefixed with the app-id")
 
@@ -136,7 +137,7 @@ func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
 // outbox sweep delivers every event once the sink is back.
 func TestEmbeddedShopKeepsTakingOrdersWhileEmailsFail(t *testing.T) {
 	const orderTimeout = 30 * time.Second
-	r := launchEmbedded(t, map[string]string{"ORDER_TIMEOUT": orderTimeout.String(), "OUTBOX_DELIVERY_WAIT": "300ms"})
+	r := launchEmbedded(t, map[string]string{"ORDER_TIMEOUT": orderTimeout.String(), "OUTBOX_DELIVERY_WAIT": "300ms"}, nil)
 	first := r.placeOrder(t, 1)
 	require.Eventually(t, func() bool { return r.hasEmail(first) }, 20*time.Second, 100*time.Millisecond)
 
@@ -173,4 +174,31 @@ func TestEmbeddedShopKeepsTakingOrdersWhileEmailsFail(t *testing.T) {
 		status, body := get(t, r.url+"/v1.0/invoke/"+r.appID+"/method/orders/"+id)
 		assert.Equal(t, http.StatusOK, status, body)
 	}
+}
+
+// pubsub.in-memory drops an event whose delivery still fails after the
+// Resiliency retries, first on the orders topic, then on its dead-letter
+// topic. The dead-letter handler keeps what it cannot send, and the
+// email-sweep cron sends it once the sink is back. The retries are cut to
+// two here so that they run out in a second, not in minutes.
+func TestEmbeddedShopSendsAnEmailThatOutlastedEveryRetry(t *testing.T) {
+	r := launchEmbedded(t, nil, map[string]string{
+		"maxRetries: 20": "maxRetries: 2", "maxInterval: 15s": "maxInterval: 200ms", `value: "@every 30s"`: `value: "@every 1s"`,
+	})
+	emails := filepath.Join(r.dir, "data", "emails")
+	require.NoError(t, os.RemoveAll(emails))
+	require.NoError(t, os.WriteFile(emails, nil, 0o644), "a file where the directory was: every email write fails")
+	id := r.placeOrder(t, 1)
+	require.Eventually(t, func() bool {
+		return strings.Contains(r.out.String(), "dead-lettered order event could not be sent either; kept for the email sweep")
+	}, 30*time.Second, 100*time.Millisecond, "both topics' retries ran out")
+	assert.False(t, r.hasEmail(id))
+
+	require.NoError(t, os.Remove(emails))
+	require.NoError(t, os.Mkdir(emails, 0o755))
+	require.Eventually(t, func() bool { return r.hasEmail(id) }, 30*time.Second, 200*time.Millisecond, "the email sweep sends the kept email")
+	require.Eventually(t, func() bool { return strings.Contains(r.out.String(), "kept order confirmations sent") }, 10*time.Second, 100*time.Millisecond)
+	files, err := os.ReadDir(emails)
+	require.NoError(t, err)
+	assert.Len(t, files, 1)
 }

@@ -32,7 +32,7 @@ func TestComponentScopesKeepEachAppToItsData(t *testing.T) {
 	want := map[*shopApp][]string{
 		s.order:        {"localsecrets", "orderstore", "outbox-sweep", "pubsub", "statestore"},
 		s.inventory:    {"hold-sweep", "localsecrets", "restock", "statestore"},
-		s.notification: {"email", "localsecrets", "notification-state", "pubsub"},
+		s.notification: {"email", "email-sweep", "localsecrets", "notification-state", "pubsub"},
 	}
 	for a, names := range want {
 		status, body := get(t, a.daprd.URL("/v1.0/metadata"))

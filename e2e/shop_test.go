@@ -128,6 +128,7 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 			"restock.yaml":      cronComponent("restock", o.restockSchedule),
 			"outbox-sweep.yaml": cronComponent("outbox-sweep", "@every 2s"),
 			"hold-sweep.yaml":   cronComponent("hold-sweep", "@every 1s"),
+			"email-sweep.yaml":  cronComponent("email-sweep", "@every 1s"),
 			"resiliency.yaml":   inboundRetry("pubsub"),
 		})
 	}

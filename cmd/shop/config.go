@@ -44,6 +44,7 @@ type Config struct {
 	OrderStoreBinding     string        `envconfig:"ORDERSTORE_BINDING" default:"orderstore" desc:"output binding for order storage (localstorage or postgresql)"`
 	OrderTable            string        `envconfig:"ORDER_TABLE" default:"orders" desc:"table for orders when the order storage binding is PostgreSQL"`
 	EmailBinding          string        `envconfig:"EMAIL_BINDING" default:"email" desc:"output binding for emails (localstorage .eml files or smtp)"`
+	EmailSweepBinding     string        `envconfig:"EMAIL_SWEEP_BINDING" default:"email-sweep" desc:"cron input binding that triggers the notification's sending of the confirmations it kept: those it could not send even from the dead-letter topic"`
 	EmailFrom             string        `envconfig:"EMAIL_FROM" default:"shop@example.com" desc:"sender address of confirmation emails"`
 	Catalog               string        `envconfig:"CATALOG" desc:"products as id:name:stock,...; default the seed's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
 	RestockLevel          int           `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`

@@ -228,6 +228,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		}
 		runtime.Topic(app, sub, notify.Send)
 		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.DeadLetterTopic, Route: "/deadletter/" + cfg.OrdersTopic}, notify.DeadLetter)
+		runtime.Binding(app, cfg.EmailSweepBinding, notify.SendUnsent)
 		app.Requires(runtime.Component{Kind: "state", Name: cfg.NotificationStore}, runtime.Component{Kind: "bindings", Name: cfg.EmailBinding})
 		w.onReady = append(w.onReady, mailer.Check)
 	}

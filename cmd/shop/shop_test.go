@@ -33,6 +33,7 @@ var fakeComponents = memory.Components{
 	{Kind: "bindings", Name: "restock", Type: "bindings.cron"},
 	{Kind: "bindings", Name: "outbox-sweep", Type: "bindings.cron"},
 	{Kind: "bindings", Name: "hold-sweep", Type: "bindings.cron"},
+	{Kind: "bindings", Name: "email-sweep", Type: "bindings.cron"},
 }
 
 // testShop is the shop on a fake sidecar, either embedded (one app serving

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/daprfn/shop/bindings"
@@ -57,6 +58,8 @@ type Service struct {
 	mail  Mailer
 	from  string
 	log   *slog.Logger
+
+	sweeping sync.Mutex // held by the running SendUnsent
 }
 
 // New returns the notification function; from is the sender address.
@@ -131,15 +134,22 @@ func DeadLetterKey(eventID string) string { return "deadletter-" + eventID }
 
 // DeadLetter handles what the orders topic dead-lettered. daprd dead-letters
 // an event not only when the handler dropped it as poison but also when it
-// could not deliver it within its retries (the app was down), so a valid
-// order event is sent after all (deduplicated as ever); anything else is
+// could not deliver it within its retries (the app was down, or the email
+// sink was), so a valid order event is sent after all (deduplicated as
+// ever). If that fails too, the event is kept in the state store for
+// SendUnsent, since past this handler's own retries daprd drops it (Redis
+// streams and pubsub.in-memory ack a failed delivery). Anything else is
 // recorded for an operator.
 func (s *Service) DeadLetter(ctx context.Context, ev runtime.Event[[]byte]) error {
 	if o, err := runtime.DecodeEventData[OrderEvent](ev.Data); err == nil { // the orders topic's own decoding
 		if err := s.Send(ctx, runtime.Event[OrderEvent]{EventMeta: ev.EventMeta, Data: o}); err != nil {
-			return err
+			if kerr := s.keep(ctx, ev.ID, o); kerr != nil {
+				return runtime.RetryLater(errors.Join(err, kerr))
+			}
+			s.log.Warn("dead-lettered order event could not be sent either; kept for the email sweep", "order", o.OrderID, "event", ev.ID, "error", err.Error())
+			return nil
 		}
-		s.log.Warn("dead-lettered order event sent after all: the notification app was unreachable for longer than the delivery retries", "order", o.OrderID, "event", ev.ID)
+		s.log.Warn("dead-lettered order event sent after all: it could not be delivered within the delivery retries", "order", o.OrderID, "event", ev.ID)
 		return nil
 	}
 	rec, _ := json.Marshal(map[string]any{"id": ev.ID, "source": ev.Source, "type": ev.Type, "data": string(ev.Data), "at": time.Now().UTC()})

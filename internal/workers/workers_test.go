@@ -45,13 +45,15 @@ func TestPoolReusesIdleWorkers(t *testing.T) {
 		})
 		<-ch
 		// Go hands work only to a worker blocked in receive; give the one
-		// that just finished the moment to get there.
+		// that just finished the moment to get there. (The probe's no-op
+		// makes it busy again for a moment, so now and then the next Go
+		// finds no idle worker and starts one: hence a bound below, not 1.)
 		require.Eventually(t, func() bool { return idleWorker(p) }, time.Second, time.Millisecond)
 	}
 	n := 0
 	ids.Range(func(any, any) bool { n++; return true })
 	require.EqualValues(t, 20, calls.Load())
-	require.Equal(t, 1, n, "one worker should have run all 20 functions one after another")
+	require.Less(t, n, 5, "20 functions one after another ran on %d goroutines: idle workers were not reused", n)
 }
 
 func TestPoolWorkersEndWhenIdle(t *testing.T) {

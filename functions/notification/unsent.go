@@ -1,0 +1,138 @@
+package notification
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/runtime"
+)
+
+// UnsentKey is the state key under which an order event is kept that could
+// not be sent even from the dead-letter topic.
+func UnsentKey(orderID string) string { return "unsent-" + orderID }
+
+// unsentIndexKey lists the kept events' order ids: Dapr's state API cannot
+// list keys.
+const unsentIndexKey = "unsent-index"
+
+type unsentIndex struct {
+	Orders []string `json:"orders"`
+}
+
+type unsentRecord struct {
+	EventID string     `json:"eventId"`
+	Order   OrderEvent `json:"order"`
+	KeptAt  time.Time  `json:"keptAt"`
+}
+
+// conflictRetries bounds the re-reads when another writer changed the index.
+const conflictRetries = 20
+
+// keep stores o's event and adds it to the index in one transaction, for
+// SendUnsent. Keeping an event that is kept already changes nothing.
+func (s *Service) keep(ctx context.Context, eventID string, o OrderEvent) error {
+	rec, _ := json.Marshal(unsentRecord{EventID: eventID, Order: o, KeptAt: time.Now().UTC()})
+	for attempt := range conflictRetries {
+		idx, etag, err := s.readIndex(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(idx.Orders, o.OrderID) {
+			return nil
+		}
+		idx.Orders = append(idx.Orders, o.OrderID)
+		b, _ := json.Marshal(idx)
+		err = s.store.Transact(ctx, []bindings.StateOp{{Key: UnsentKey(o.OrderID), Value: rec}, {Key: unsentIndexKey, Value: b, ETag: etag}})
+		if !errors.Is(err, bindings.ErrConflict) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return fmt.Errorf("keep unsent order event %s: %s changed %d times in a row", o.OrderID, unsentIndexKey, conflictRetries)
+}
+
+func (s *Service) readIndex(ctx context.Context) (unsentIndex, string, error) {
+	var idx unsentIndex
+	it, err := s.store.Get(ctx, unsentIndexKey)
+	if err != nil {
+		return idx, "", fmt.Errorf("read %s: %w", unsentIndexKey, err)
+	}
+	if it.Found {
+		if err := json.Unmarshal(it.Value, &idx); err != nil {
+			return idx, "", fmt.Errorf("%s is corrupt: %w", unsentIndexKey, err)
+		}
+	}
+	return idx, it.ETag, nil
+}
+
+// SendUnsent is the email sweep's cron step: it sends the kept events in the
+// order they were kept and forgets each one sent. It stops at the first that
+// still fails (the sink is still down) and asks to be run again.
+func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{}]) error {
+	if !s.sweeping.TryLock() {
+		return nil // the previous sweep still runs
+	}
+	defer s.sweeping.Unlock()
+	idx, _, err := s.readIndex(ctx)
+	if err != nil || len(idx.Orders) == 0 {
+		return err
+	}
+	var done []string
+	var sendErr error
+	for _, id := range idx.Orders {
+		it, err := s.store.Get(ctx, UnsentKey(id))
+		if err != nil {
+			sendErr = fmt.Errorf("read %s: %w", UnsentKey(id), err)
+			break
+		}
+		var rec unsentRecord
+		if it.Found {
+			if err := json.Unmarshal(it.Value, &rec); err != nil {
+				s.log.Error("corrupt unsent order event left in place", "key", UnsentKey(id), "error", err.Error())
+				continue
+			}
+			if err := s.Send(ctx, runtime.Event[OrderEvent]{EventMeta: runtime.EventMeta{ID: rec.EventID}, Data: rec.Order}); err != nil {
+				sendErr = err
+				break
+			}
+		}
+		done = append(done, id)
+	}
+	if len(done) > 0 {
+		if err := s.forget(ctx, done); err != nil {
+			return runtime.RetryLater(err) // sent; the next sweep finds them sent and forgets them then
+		}
+		s.log.Info("kept order confirmations sent", "orders", len(done), "left", len(idx.Orders)-len(done))
+	}
+	if sendErr != nil {
+		return runtime.RetryLater(fmt.Errorf("%d kept order confirmations still unsent: %w", len(idx.Orders)-len(done), sendErr))
+	}
+	return nil
+}
+
+// forget deletes the records of ids and takes them off the index.
+func (s *Service) forget(ctx context.Context, ids []string) error {
+	for attempt := range conflictRetries {
+		idx, etag, err := s.readIndex(ctx)
+		if err != nil {
+			return err
+		}
+		idx.Orders = slices.DeleteFunc(idx.Orders, func(id string) bool { return slices.Contains(ids, id) })
+		b, _ := json.Marshal(idx)
+		ops := []bindings.StateOp{{Key: unsentIndexKey, Value: b, ETag: etag}}
+		for _, id := range ids {
+			ops = append(ops, bindings.StateOp{Key: UnsentKey(id), Delete: true})
+		}
+		err = s.store.Transact(ctx, ops)
+		if !errors.Is(err, bindings.ErrConflict) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return fmt.Errorf("forget sent order events: %s changed %d times in a row", unsentIndexKey, conflictRetries)
+}

@@ -1,0 +1,109 @@
+package notification
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/bindings/email"
+	"github.com/daprfn/shop/bindings/memory"
+	"github.com/daprfn/shop/runtime"
+)
+
+// downMailer fails every Send while down, like an email sink that is out.
+type downMailer struct {
+	mu   sync.Mutex
+	down bool
+	sent []string
+}
+
+func (m *downMailer) Send(_ context.Context, msg email.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return errors.New("sink down")
+	}
+	m.sent = append(m.sent, msg.ID)
+	return nil
+}
+
+func (m *downMailer) setDown(down bool) { m.mu.Lock(); m.down = down; m.mu.Unlock() }
+
+func (m *downMailer) Sent() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.sent...)
+}
+
+func deadLettered(t *testing.T, orderID string) runtime.Event[[]byte] {
+	t.Helper()
+	data, err := json.Marshal(OrderEvent{OrderID: orderID, CustomerEmail: "a@example.com", ProductID: "product-1", Quantity: 1})
+	require.NoError(t, err)
+	return runtime.Event[[]byte]{EventMeta: runtime.EventMeta{ID: orderID}, Data: data}
+}
+
+func sweep(s *Service) error {
+	return s.SendUnsent(context.Background(), runtime.BindingEvent[struct{}]{})
+}
+
+func TestADeadLetterThatCannotBeSentIsKeptAndSentLater(t *testing.T) {
+	store, mail := memory.NewStore(), &downMailer{down: true}
+	s, err := New(store, mail, "shop@example.com", nil)
+	require.NoError(t, err)
+
+	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-1")), "kept, so daprd may ack it")
+	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-2")))
+	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-1")), "a redelivered dead letter is kept once")
+	idx, _, err := s.readIndex(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"order-1", "order-2"}, idx.Orders)
+
+	err = sweep(s)
+	require.Error(t, err, "the sink is still down")
+	assert.Equal(t, runtime.Retry, runtime.Classify(err).Outcome)
+	assert.Empty(t, mail.Sent())
+	it, err := store.Get(context.Background(), UnsentKey("order-1"))
+	require.NoError(t, err)
+	assert.True(t, it.Found, "still kept")
+
+	mail.setDown(false)
+	require.NoError(t, sweep(s))
+	assert.Equal(t, []string{"order-1", "order-2"}, mail.Sent(), "sent in the order kept")
+	for _, k := range []string{UnsentKey("order-1"), UnsentKey("order-2")} {
+		it, err := store.Get(context.Background(), k)
+		require.NoError(t, err)
+		assert.False(t, it.Found, "%s is forgotten once sent", k)
+	}
+	idx, _, err = s.readIndex(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, idx.Orders)
+
+	require.NoError(t, sweep(s))
+	assert.Len(t, mail.Sent(), 2, "nothing is sent twice")
+}
+
+func TestADeadLetterThatCanBeSentIsNotKept(t *testing.T) {
+	store, mail := memory.NewStore(), &downMailer{}
+	s, err := New(store, mail, "shop@example.com", nil)
+	require.NoError(t, err)
+	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-3")))
+	assert.Equal(t, []string{"order-3"}, mail.Sent())
+	it, err := store.Get(context.Background(), UnsentKey("order-3"))
+	require.NoError(t, err)
+	assert.False(t, it.Found)
+}
+
+func TestADeadLetterNeitherSentNorKeptIsRetried(t *testing.T) {
+	store, mail := memory.NewStore(), &downMailer{down: true}
+	s, err := New(store, mail, "shop@example.com", nil)
+	require.NoError(t, err)
+	store.FailNextTransact(errors.New("state store down"))
+	err = s.DeadLetter(context.Background(), deadLettered(t, "order-4"))
+	require.Error(t, err)
+	assert.Equal(t, runtime.Retry, runtime.Classify(err).Outcome, "daprd must deliver it again")
+}
