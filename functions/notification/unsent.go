@@ -83,6 +83,18 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 		return err
 	}
 	var done []string
+	sent := 0
+	flush := func() error { // forget in chunks: one transaction per 100
+		if len(done) == 0 {
+			return nil
+		}
+		if err := s.forget(ctx, done); err != nil {
+			return runtime.RetryLater(err) // sent; the next sweep finds them sent and forgets them then
+		}
+		sent += len(done)
+		done = done[:0]
+		return nil
+	}
 	var sendErr error
 	for _, id := range idx.Orders {
 		it, err := s.store.Get(ctx, UnsentKey(id))
@@ -102,15 +114,20 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 			}
 		}
 		done = append(done, id)
-	}
-	if len(done) > 0 {
-		if err := s.forget(ctx, done); err != nil {
-			return runtime.RetryLater(err) // sent; the next sweep finds them sent and forgets them then
+		if len(done) == 100 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		s.log.Info("kept order confirmations sent", "orders", len(done), "left", len(idx.Orders)-len(done))
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if sent > 0 {
+		s.log.Info("kept order confirmations sent", "orders", sent, "left", len(idx.Orders)-sent)
 	}
 	if sendErr != nil {
-		return runtime.RetryLater(fmt.Errorf("%d kept order confirmations still unsent: %w", len(idx.Orders)-len(done), sendErr))
+		return runtime.RetryLater(fmt.Errorf("%d kept order confirmations still unsent: %w", len(idx.Orders)-sent, sendErr))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -106,4 +107,23 @@ func TestADeadLetterNeitherSentNorKeptIsRetried(t *testing.T) {
 	err = s.DeadLetter(context.Background(), deadLettered(t, "order-4"))
 	require.Error(t, err)
 	assert.Equal(t, runtime.Retry, runtime.Classify(err).Outcome, "daprd must deliver it again")
+}
+
+func TestManyKeptEmailsAreSentAndForgottenInChunks(t *testing.T) {
+	store, mail := memory.NewStore(), &downMailer{down: true}
+	s, err := New(store, mail, "shop@example.com", nil)
+	require.NoError(t, err)
+	const n = 250
+	for i := range n {
+		require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, fmt.Sprintf("order-%03d", i))))
+	}
+	mail.setDown(false)
+	require.NoError(t, sweep(s))
+	assert.Len(t, mail.Sent(), n)
+	idx, _, err := s.readIndex(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, idx.Orders)
+	for _, k := range store.Keys() {
+		assert.NotContains(t, k, "unsent-order-", "every kept record is deleted")
+	}
 }
