@@ -137,9 +137,10 @@ func DeadLetterKey(eventID string) string { return "deadletter-" + eventID }
 // could not deliver it within its retries (the app was down, or the email
 // sink was), so a valid order event is sent after all (deduplicated as
 // ever). If that fails too, the event is kept in the state store for
-// SendUnsent, since past this handler's own retries daprd drops it (Redis
-// streams and pubsub.in-memory ack a failed delivery). Anything else is
-// recorded for an operator.
+// SendUnsent, since past this handler's own retries daprd may drop it
+// (pubsub.in-memory, and Redis streams when the retries end within their
+// processingTimeout, ack a failed delivery). Anything else is recorded for
+// an operator.
 func (s *Service) DeadLetter(ctx context.Context, ev runtime.Event[[]byte]) error {
 	if o, err := runtime.DecodeEventData[OrderEvent](ev.Data); err == nil { // the orders topic's own decoding
 		if err := s.Send(ctx, runtime.Event[OrderEvent]{EventMeta: ev.EventMeta, Data: o}); err != nil {
