@@ -386,3 +386,26 @@ func TestShopBulkNotificationOnRealDaprd(t *testing.T) {
 	assert.GreaterOrEqual(t, events, n+1, "every event came in a bulk delivery")
 	assert.Greater(t, largest, 1, "events shared deliveries (%d events in %d deliveries)", events, batches)
 }
+
+// Redis streams ack a delivery that still fails after the Resiliency retries
+// (here 10 x 200 ms per topic), so an email whose sink stays down past the
+// orders topic's retries and the dead-letter topic's is kept by the
+// dead-letter handler and sent by the email-sweep cron once the sink is back.
+func TestShopSendsAnEmailThatOutlastedEveryRetryOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{})
+	require.NoError(t, os.RemoveAll(s.emailDir))
+	require.NoError(t, os.WriteFile(s.emailDir, nil, 0o644), "a file where the directory was: every email write fails")
+
+	status, body := s.placeOrder(t, `{"productId":"product-1","quantity":1,"customerEmail":"a@example.com"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	id := decodeOrderID(t, body)
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.notification.log.String(), "kept for the email sweep")
+	}, 30*time.Second, 100*time.Millisecond, "both topics' retries ran out")
+
+	require.NoError(t, os.Remove(s.emailDir))
+	require.NoError(t, os.Mkdir(s.emailDir, 0o755))
+	require.Eventually(t, func() bool { return s.emails(t)[id] == 1 }, 30*time.Second, 200*time.Millisecond, "the email sweep sends the kept email")
+	assert.Len(t, s.emails(t), 1)
+}
