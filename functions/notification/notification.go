@@ -2,6 +2,7 @@ package notification
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,7 @@ type Service struct {
 	log   *slog.Logger
 
 	sweeping sync.Mutex // held by the running SendUnsent
+	replica  string     // this process's id in the claims on kept events
 }
 
 // New returns the notification function; from is the sender address.
@@ -70,7 +72,7 @@ func New(store bindings.StateStore, mail Mailer, from string, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, mail: mail, from: from, log: log}, nil
+	return &Service{store: store, mail: mail, from: from, log: log, replica: rand.Text()}, nil
 }
 
 // SentKey is the state key that records an order's confirmation as sent.

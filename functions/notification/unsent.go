@@ -28,7 +28,16 @@ type unsentRecord struct {
 	EventID string     `json:"eventId"`
 	Order   OrderEvent `json:"order"`
 	KeptAt  time.Time  `json:"keptAt"`
+	// ClaimedBy is the replica whose sweep is sending it, since ClaimedAt:
+	// every replica's email-sweep fires, and over SMTP two that sent the
+	// same kept event would send it twice.
+	ClaimedBy string    `json:"claimedBy,omitempty"`
+	ClaimedAt time.Time `json:"claimedAt,omitzero"`
 }
+
+// claimFor is how long a replica's claim on a kept event holds off the
+// others; a replica that died while sending is taken over after it.
+const claimFor = 5 * time.Minute
 
 // conflictRetries bounds the re-reads when another writer changed the index.
 const conflictRetries = 20
@@ -108,6 +117,14 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 				s.log.Error("corrupt unsent order event left in place", "key", UnsentKey(id), "error", err.Error())
 				continue
 			}
+			claimed, err := s.claim(ctx, it, rec)
+			if err != nil {
+				sendErr = err
+				break
+			}
+			if !claimed {
+				continue // another replica's sweep is sending it
+			}
 			if err := s.Send(ctx, runtime.Event[OrderEvent]{EventMeta: runtime.EventMeta{ID: rec.EventID}, Data: rec.Order}); err != nil {
 				sendErr = err
 				break
@@ -130,6 +147,24 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 		return runtime.RetryLater(fmt.Errorf("%d kept order confirmations still unsent: %w", len(idx.Orders)-sent, sendErr))
 	}
 	return nil
+}
+
+// claim marks the kept event it (decoded as rec) as being sent by this
+// replica, unless another one claimed it less than claimFor ago or claims
+// it first.
+func (s *Service) claim(ctx context.Context, it bindings.StateItem, rec unsentRecord) (bool, error) {
+	if rec.ClaimedBy != "" && rec.ClaimedBy != s.replica && time.Since(rec.ClaimedAt) < claimFor {
+		return false, nil
+	}
+	rec.ClaimedBy, rec.ClaimedAt = s.replica, time.Now().UTC()
+	b, _ := json.Marshal(rec)
+	switch err := s.store.Save(ctx, it.Key, b, it.ETag); {
+	case errors.Is(err, bindings.ErrConflict):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("claim %s: %w", it.Key, err)
+	}
+	return true, nil
 }
 
 // forget deletes the records of ids and takes them off the index.

@@ -127,3 +127,39 @@ func TestManyKeptEmailsAreSentAndForgottenInChunks(t *testing.T) {
 		assert.NotContains(t, k, "unsent-order-", "every kept record is deleted")
 	}
 }
+
+// gateMailer holds every Send until released, reporting each one entered.
+type gateMailer struct {
+	downMailer
+	entered chan string
+	release chan struct{}
+}
+
+func (m *gateMailer) Send(ctx context.Context, msg email.Message) error {
+	m.entered <- msg.ID
+	<-m.release
+	return m.downMailer.Send(ctx, msg)
+}
+
+func TestTwoReplicasSweepsSendAKeptEmailOnce(t *testing.T) {
+	store := memory.NewStore()
+	a := &gateMailer{entered: make(chan string, 1), release: make(chan struct{})}
+	b := &downMailer{}
+	replicaA, err := New(store, a, "shop@example.com", nil)
+	require.NoError(t, err)
+	replicaB, err := New(store, b, "shop@example.com", nil)
+	require.NoError(t, err)
+	require.NoError(t, replicaB.keep(context.Background(), "order-5", OrderEvent{OrderID: "order-5", CustomerEmail: "a@example.com", ProductID: "product-1", Quantity: 1}))
+
+	done := make(chan error, 1)
+	go func() { done <- sweep(replicaA) }()
+	assert.Equal(t, "order-5", <-a.entered, "replica A claimed it and is sending")
+	require.NoError(t, sweep(replicaB), "a claimed event is not B's to send, and not an error")
+	assert.Empty(t, b.Sent(), "replica B left it to A")
+	close(a.release)
+	require.NoError(t, <-done)
+	assert.Equal(t, []string{"order-5"}, a.Sent())
+	idx, _, err := replicaA.readIndex(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, idx.Orders)
+}
