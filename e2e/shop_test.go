@@ -346,6 +346,39 @@ func TestShopCronRestockOnRealDaprd(t *testing.T) {
 	assert.Equal(t, 15, s.stock(t, "product-1"), "more ticks change nothing")
 }
 
+// From a product with plenty of stock, the order-service leases units and
+// places orders without calling the inventory; the lease is in the product's
+// record until settled, a second or so after the last order.
+func TestShopLeasesStockOnRealDaprd(t *testing.T) {
+	redis := daprtest.StartRedis(t)
+	s := startShop(t, redis.Addr, shopOptions{env: []string{"CATALOG=product-1:Laptop:5000", "STOCK_LEASE_UNITS=200"}})
+	var ids []string
+	for i := range 5 {
+		status, body := s.placeOrder(t, fmt.Sprintf(`{"productId":"product-1","quantity":%d,"customerEmail":"l%d@example.com"}`, i+1, i))
+		require.Equal(t, http.StatusOK, status, body)
+		ids = append(ids, decodeOrderID(t, body))
+	}
+	status, record := get(t, s.inventory.daprd.URL("/v1.0/state/statestore/stock-product-1"))
+	require.Equal(t, http.StatusOK, status, record)
+	var p struct {
+		Stock  int
+		Leases map[string]struct{ Quantity int }
+	}
+	require.NoError(t, json.Unmarshal([]byte(record), &p))
+	require.Len(t, p.Leases, 1, "one lease served the five orders: %s", record)
+	for _, l := range p.Leases {
+		assert.Equal(t, 200, l.Quantity)
+	}
+	assert.Equal(t, 4800, p.Stock)
+	require.Eventually(t, func() bool { return s.stock(t, "product-1") == 5000-15 }, 10*time.Second, 100*time.Millisecond,
+		"settled: the orders' 15 units sold, the rest back")
+	require.Eventually(t, func() bool { return len(s.emails(t)) == 5 }, 20*time.Second, 100*time.Millisecond)
+	for _, id := range ids {
+		status, body := get(t, s.order.daprd.URL("/v1.0/invoke/"+s.order.appID+"/method/orders/"+id))
+		assert.Equal(t, http.StatusOK, status, body)
+	}
+}
+
 // With NOTIFICATION_BULK, daprd hands the gRPC notification app batches of
 // order events (Dapr bulk subscribe); every order is still notified exactly
 // once, and a poison event in a batch is dead-lettered on its own.

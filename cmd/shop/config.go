@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/daprfn/shop/functions/lease"
+	"github.com/daprfn/shop/functions/order"
 )
 
 // Config is every environment variable the shop reads (README lists them).
@@ -41,6 +44,7 @@ type Config struct {
 	NotificationBulk      int           `envconfig:"NOTIFICATION_BULK" default:"100" desc:"with APP_PROTOCOL=grpc, at most this many order events in one delivery to the notification function (Dapr bulk subscribe); 0 delivers each event on its own"`
 	NotificationBulkAwait time.Duration `envconfig:"NOTIFICATION_BULK_AWAIT" default:"5ms" desc:"with NOTIFICATION_BULK, the longest daprd holds an order event to fill a delivery (at least 1ms)"`
 	InventoryAppID        string        `envconfig:"INVENTORY_APP_ID" default:"inventory-service" desc:"app-id the order function invokes for stock, when inventory is not served by the same process"`
+	StockLeaseUnits       int           `envconfig:"STOCK_LEASE_UNITS" default:"100" desc:"when the inventory runs in another app, the order function leases this many units of a product at a time and places the orders that fit without calling the inventory (granted while the product has 16 times as many in stock); 0 takes stock order by order"`
 	OrderStoreBinding     string        `envconfig:"ORDERSTORE_BINDING" default:"orderstore" desc:"output binding for order storage (localstorage or postgresql)"`
 	OrderTable            string        `envconfig:"ORDER_TABLE" default:"orders" desc:"table for orders when the order storage binding is PostgreSQL"`
 	EmailBinding          string        `envconfig:"EMAIL_BINDING" default:"email" desc:"output binding for emails (localstorage .eml files or smtp)"`
@@ -77,6 +81,12 @@ func loadConfig() (Config, error) {
 	}
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
+	}
+	if c.StockLeaseUnits > 0 && c.HoldTTL <= c.OrderTimeout+order.LeaseLife {
+		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s plus %s (the life of a stock lease), or STOCK_LEASE_UNITS 0: a lease is settled only once its orders can no longer be stored", c.HoldTTL, c.OrderTimeout, order.LeaseLife)
+	}
+	if c.StockLeaseUnits < 0 || c.StockLeaseUnits > lease.MaxQuantity {
+		return c, fmt.Errorf("STOCK_LEASE_UNITS %d: want 0 (off) to %d, e.g. 100", c.StockLeaseUnits, lease.MaxQuantity)
 	}
 	if c.OutboxDeliveryWait <= 0 {
 		return c, fmt.Errorf("OUTBOX_DELIVERY_WAIT %s: want a positive duration, e.g. 1s", c.OutboxDeliveryWait)

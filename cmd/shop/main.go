@@ -173,7 +173,10 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		}
 		var lookup inventory.OrderLookup = inventory.InvokeOrders{Invoker: p.invoke, AppID: cfg.OrderAppID}
 		if cfg.serves("order") { // same process: ask the order function, set below
-			lookup = inventory.OrderLookupFunc(func(ctx context.Context, id string) (bool, error) { return orders.Exists(ctx, id) })
+			lookup = inventory.OrderLookupFunc(func(ctx context.Context, id string) (inventory.StoredOrder, error) {
+				o, found, err := orders.Find(ctx, id)
+				return inventory.StoredOrder{Found: found, ProductID: o.ProductID, Quantity: o.Quantity}, err
+			})
 		}
 		var err error
 		inv, err = inventory.New(p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel, Orders: lookup, HoldTTL: cfg.HoldTTL})
@@ -183,6 +186,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		runtime.Invoke(app, "POST /check", inv.Check)
 		runtime.Invoke(app, "POST /reserve", inv.Reserve)
 		runtime.Invoke(app, "POST /confirm", inv.Confirm)
+		runtime.Invoke(app, "POST /lease", inv.Lease)
 		runtime.Invoke(app, "GET /inventory", inv.List)
 		runtime.Binding(app, cfg.RestockBinding, inv.Restock)
 		runtime.Binding(app, cfg.HoldSweepBinding, inv.SweepHolds)
@@ -195,6 +199,11 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 			remote := order.NewInvokeStock(p.invoke, cfg.InventoryAppID, log)
 			w.closers = append(w.closers, remote.Close)
 			stock = remote
+			if cfg.StockLeaseUnits > 0 {
+				leased := order.NewLeaseStock(p.invoke, cfg.InventoryAppID, cfg.StockLeaseUnits, remote, log)
+				w.closers = append(w.closers, leased.Close) // closed before remote
+				stock = leased
+			}
 		}
 		archive, err := orderstore.New(p.out, cfg.OrderStoreBinding, bindings.TypeOf(p.comps, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/daprfn/shop/bindings/memory"
 	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/functions/lease"
 	"github.com/daprfn/shop/functions/notification"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/runtimetest"
@@ -256,7 +257,7 @@ func TestIdempotencyKeyReturnsTheFirstAnswer(t *testing.T) {
 
 func TestFailedCommitGivesTheStockBackThroughTheHoldSweep(t *testing.T) {
 	bothModes(t, func(t *testing.T, embedded bool) {
-		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms", "OUTBOX_RETRY_AFTER": "1ms"})
+		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms", "OUTBOX_RETRY_AFTER": "1ms", "STOCK_LEASE_UNITS": "0"})
 		first := orderID(t, s.order(t, seedOrder)) // registers the outbox owner first
 		s.sc.State.FailNextTransact(errors.New("state store down"))
 		a := s.order(t, seedOrder)
@@ -275,9 +276,40 @@ func TestFailedCommitGivesTheStockBackThroughTheHoldSweep(t *testing.T) {
 	})
 }
 
+func TestTheDistributedOrderServiceLeasesStock(t *testing.T) {
+	s := newTestShop(t, false, map[string]string{"CATALOG": "product-1:Laptop:100000", "ORDER_TIMEOUT": "10ms", "HOLD_TTL": "1100ms"})
+	var ids []string
+	for range 3 {
+		ids = append(ids, orderID(t, s.order(t, seedOrder)))
+	}
+	assert.Equal(t, 99_900, s.stock(t, "product-1"), "one lease of STOCK_LEASE_UNITS served the three orders")
+	require.Eventually(t, func() bool { return s.stock(t, "product-1") == 99_994 }, 3*time.Second, 20*time.Millisecond,
+		"settled once a second old: the orders' 6 units are sold, the rest is back")
+	for _, id := range ids {
+		assert.Equal(t, http.StatusOK, s.call(t, s.orderApp, http.MethodGet, "orders/"+id, "", nil).status)
+		assert.Equal(t, 1, s.emails(id))
+	}
+
+	// What an order-service that died leaves: its lease, and the order it
+	// stored from slot 1.
+	g := lease.NewGrant(10)
+	body, _ := json.Marshal(lease.Request{ProductID: "product-1", Grant: &g})
+	a := s.call(t, s.inventoryApp, http.MethodPost, "lease", string(body), nil)
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	assert.JSONEq(t, `{"granted":true,"productName":"Laptop","remainingStock":99984,"settled":0}`, a.body)
+	stored := lease.OrderID(g, 1)
+	require.NoError(t, s.sc.State.Save(context.Background(), stored,
+		[]byte(`{"id":"`+stored+`","productId":"product-1","quantity":4,"customerEmail":"a@example.com","status":"confirmed"}`), ""))
+	assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
+	assert.Equal(t, 99_984, s.stock(t, "product-1"), "a young lease is left alone")
+	time.Sleep(1200 * time.Millisecond)
+	assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
+	assert.Equal(t, 99_990, s.stock(t, "product-1"), "the sweep looked up the lease's 10 slots: 4 units sold, 6 back")
+}
+
 func TestHoldsOfACrashedOrderServiceAreSettledByTheSweep(t *testing.T) {
 	bothModes(t, func(t *testing.T, embedded bool) {
-		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms"})
+		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms", "STOCK_LEASE_UNITS": "0"})
 		stored := orderID(t, s.order(t, seedOrder))
 		// What an order-service that died after taking stock leaves: a hold
 		// for an order that was never stored.
@@ -438,8 +470,23 @@ func TestRestockTopsUpAndIsIdempotent(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
-	t.Setenv("FUNCTIONS", "order,billing")
+	t.Setenv("ORDER_TIMEOUT", "20s")
+	t.Setenv("HOLD_TTL", "20500ms")
 	_, err := loadConfig()
+	require.Error(t, err, "a lease's orders may still be stored after HOLD_TTL")
+	assert.Contains(t, err.Error(), "STOCK_LEASE_UNITS")
+	t.Setenv("STOCK_LEASE_UNITS", "0")
+	_, err = loadConfig()
+	require.NoError(t, err, "without leases HOLD_TTL only has to exceed ORDER_TIMEOUT")
+	t.Setenv("HOLD_TTL", "60s")
+	t.Setenv("STOCK_LEASE_UNITS", "-1")
+	_, err = loadConfig()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "STOCK_LEASE_UNITS")
+	t.Setenv("STOCK_LEASE_UNITS", "100")
+
+	t.Setenv("FUNCTIONS", "order,billing")
+	_, err = loadConfig()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "billing")
 	assert.Contains(t, err.Error(), "FUNCTIONS")

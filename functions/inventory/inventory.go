@@ -25,6 +25,9 @@ type Product struct {
 	// still fail: Confirm drops it once the order is stored, and SweepHolds
 	// settles the ones nobody confirmed by looking their order up.
 	Holds map[string]Hold `json:"holds,omitempty"`
+	// Leases are keyed by lease id: stock granted to an order-service that
+	// places orders from it on its own (see Lease), until it is settled.
+	Leases map[string]Lease `json:"leases,omitempty"`
 }
 
 // Hold is the stock one order took.
@@ -33,38 +36,53 @@ type Hold struct {
 	At       time.Time `json:"at"`
 }
 
-// OrderLookup tells whether an order was stored: the truth a hold whose
+// OrderLookup finds a stored order: the truth a hold or a lease whose
 // order-service went silent is settled by.
 type OrderLookup interface {
-	OrderExists(ctx context.Context, orderID string) (bool, error)
+	LookupOrder(ctx context.Context, orderID string) (StoredOrder, error)
+}
+
+// StoredOrder is what the inventory needs of a stored order.
+type StoredOrder struct {
+	Found     bool // false: no order has the id
+	ProductID string
+	Quantity  int
 }
 
 // OrderLookupFunc is an OrderLookup from a function.
-type OrderLookupFunc func(ctx context.Context, orderID string) (bool, error)
+type OrderLookupFunc func(ctx context.Context, orderID string) (StoredOrder, error)
 
-// OrderExists implements OrderLookup.
-func (f OrderLookupFunc) OrderExists(ctx context.Context, orderID string) (bool, error) {
+// LookupOrder implements OrderLookup.
+func (f OrderLookupFunc) LookupOrder(ctx context.Context, orderID string) (StoredOrder, error) {
 	return f(ctx, orderID)
 }
 
 // InvokeOrders is OrderLookup over service invocation of the order app:
-// GET /orders/{id} answering 200 or 404.
+// GET /orders/{id} answering 200 with the order, or 404.
 type InvokeOrders struct {
 	Invoker bindings.Invoker
 	AppID   string // e.g. "order-service"
 }
 
-// OrderExists implements OrderLookup.
-func (o InvokeOrders) OrderExists(ctx context.Context, orderID string) (bool, error) {
-	_, err := o.Invoker.Invoke(ctx, o.AppID, "GET", "orders/"+orderID, nil)
+// LookupOrder implements OrderLookup.
+func (o InvokeOrders) LookupOrder(ctx context.Context, orderID string) (StoredOrder, error) {
+	out, err := o.Invoker.Invoke(ctx, o.AppID, "GET", "orders/"+orderID, nil)
 	var ie *bindings.InvokeError
 	switch {
 	case err == nil:
-		return true, nil
 	case errors.As(err, &ie) && ie.Status == 404:
-		return false, nil
+		return StoredOrder{}, nil
+	default:
+		return StoredOrder{}, err
 	}
-	return false, err
+	var got struct {
+		ProductID string `json:"productId"`
+		Quantity  int    `json:"quantity"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		return StoredOrder{}, fmt.Errorf("%s answered GET /orders/%s with %q: %w", o.AppID, orderID, out, err)
+	}
+	return StoredOrder{Found: true, ProductID: got.ProductID, Quantity: got.Quantity}, nil
 }
 
 // Item is a catalog entry: the product and its initial (and default
@@ -117,8 +135,10 @@ type Config struct {
 	// no-op and unconfirmed holds stay taken.
 	Orders OrderLookup
 	// HoldTTL is how old an unconfirmed hold must be before SweepHolds asks
-	// whether its order exists (default 60 s). It must be longer than an
-	// order takes to be stored (order.CreateTimeout).
+	// whether its order exists, and an unsettled lease before SweepHolds
+	// looks its orders up (default 60 s). It must be longer than an order
+	// takes to be stored (order.CreateTimeout) plus the time an order-service
+	// serves orders from one lease (order.LeaseLife).
 	HoldTTL time.Duration
 }
 
@@ -440,7 +460,9 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmRequest) (ConfirmRespon
 // order-service never confirmed (its commit failed, it died, or lost its
 // sidecar, between taking stock and answering). A hold whose order was
 // stored is confirmed; one whose order does not exist is given back. A hold
-// whose order cannot be looked up stays for the next run.
+// whose order cannot be looked up stays for the next run. Leases older than
+// HoldTTL, which their order-service never settled, are settled the same
+// way: the orders of every slot are looked up (see package lease).
 func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{}]) error {
 	if s.orders == nil {
 		return nil
@@ -457,38 +479,53 @@ func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{
 			errs = append(errs, err)
 			continue
 		}
+		product := s.catalog[i].ID
 		exists := map[string]bool{}
 		for id, h := range p.Holds {
 			if h.At.After(cutoff) {
 				continue
 			}
-			ok, err := s.orders.OrderExists(ctx, id)
+			o, err := s.orders.LookupOrder(ctx, id)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("look up order %s: %w", id, err))
 				continue
 			}
-			exists[id] = ok
+			exists[id] = o.Found
 		}
-		if len(exists) == 0 {
+		used := map[string]int{}
+		for id, l := range p.Leases {
+			if l.At.After(cutoff) {
+				continue
+			}
+			n, err := s.leaseUse(ctx, product, id, l)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("settle lease %s: %w", id, err))
+				continue
+			}
+			used[id] = n
+		}
+		if len(exists) == 0 && len(used) == 0 {
 			continue
 		}
-		var released, confirmed int
-		err = s.update(ctx, s.catalog[i].ID, func(p *Product) bool {
-			released, confirmed = 0, 0
+		err = s.update(ctx, product, func(p *Product) bool {
+			changed := false
 			for id, stored := range exists {
 				h, ok := p.Holds[id]
 				if !ok {
 					continue // settled meanwhile
 				}
 				delete(p.Holds, id)
-				if stored {
-					confirmed++
-				} else {
+				if !stored {
 					p.Stock += h.Quantity
-					released++
+				}
+				changed = true
+			}
+			for id, n := range used {
+				if settleLease(p, id, n) {
+					changed = true
 				}
 			}
-			return released+confirmed > 0
+			return changed
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -535,8 +572,9 @@ func (s *Service) List(ctx context.Context, _ struct{}) (Inventory, error) {
 	return out, nil
 }
 
-// Restock tops every product up to the restock level. It only raises stock,
-// so running it twice in a row changes nothing the second time.
+// Restock tops every product up to the restock level, counting the units
+// leased out as stock. It only raises stock, so running it twice in a row
+// changes nothing the second time.
 func (s *Service) Restock(ctx context.Context, _ runtime.BindingEvent[struct{}]) error {
 	var errs []error
 	for _, it := range s.catalog {
@@ -545,10 +583,16 @@ func (s *Service) Restock(ctx context.Context, _ runtime.BindingEvent[struct{}])
 			target = it.Stock
 		}
 		err := s.update(ctx, it.ID, func(p *Product) bool {
-			if p.Stock >= target {
+			// Leased units are the order-services' until settled, when
+			// what their orders did not take comes back.
+			leased := 0
+			for _, l := range p.Leases {
+				leased += l.Quantity
+			}
+			if p.Stock+leased >= target {
 				return false
 			}
-			p.Stock = target
+			p.Stock = target - leased
 			return true
 		})
 		if err != nil {

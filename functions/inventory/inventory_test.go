@@ -140,12 +140,12 @@ func TestHoldIsTakenOncePerOrderAndConfirmedOnce(t *testing.T) {
 
 type lookup map[string]bool
 
-func (l lookup) OrderExists(_ context.Context, id string) (bool, error) {
+func (l lookup) LookupOrder(_ context.Context, id string) (StoredOrder, error) {
 	ok, known := l[id]
 	if !known {
-		return false, errors.New("order-service unreachable")
+		return StoredOrder{}, errors.New("order-service unreachable")
 	}
-	return ok, nil
+	return StoredOrder{Found: ok}, nil
 }
 
 func TestSweepSettlesOldHoldsByLookingOrdersUp(t *testing.T) {

@@ -2,8 +2,9 @@
 // seed's wire contract.
 //
 // An order takes stock first (Stock, the inventory function; over service
-// invocation the takes that arrive while a call is in flight share the next
-// one, see InvokeStock), then commits the order and a pending-event record in
+// invocation the orders that fit in a lease of stock take it without a call,
+// see LeaseStock, and the takes that arrive while a call is in flight share
+// the next one, see InvokeStock), then commits the order and a pending-event record in
 // one state transaction, then publishes the order event and archives it.
 // The pending record is this package's transactional outbox: if publishing
 // or archiving fails, or the process dies, a sweep (a cron input binding)

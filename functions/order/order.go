@@ -49,6 +49,9 @@ type Availability struct {
 	Available   bool
 	ProductName string
 	Remaining   int
+	// OrderID, when set, is the id the order must be stored under: the
+	// Stock chose it (LeaseStock: the id of the order's slot in a lease).
+	OrderID string
 }
 
 // Stock is the inventory as the order function needs it. Stock taken for an
@@ -223,6 +226,9 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 	if !avail.Available {
 		return CreateResponse{}, ErrInsufficient
 	}
+	if avail.OrderID != "" {
+		id = avail.OrderID
+	}
 
 	o := Order{ID: id, ProductID: in.ProductID, Quantity: in.Quantity, CustomerEmail: in.CustomerEmail,
 		Status: "confirmed", CreatedAt: s.now().UTC()}
@@ -246,17 +252,20 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 	return resp, nil
 }
 
-// Exists tells whether the order id was stored (inventory.OrderLookup in
-// the embedded mode).
-func (s *Service) Exists(ctx context.Context, id string) (bool, error) {
-	switch _, err := s.Get(ctx, GetRequest{ID: id}); {
-	case err == nil:
-		return true, nil
+// Find returns the stored order id; found is false when there is none
+// (inventory.OrderLookup in the embedded mode).
+func (s *Service) Find(ctx context.Context, id string) (o Order, found bool, err error) {
+	raw, err := s.Get(ctx, GetRequest{ID: id})
+	switch {
 	case errors.Is(err, ErrNotFound):
-		return false, nil
-	default:
-		return false, err
+		return Order{}, false, nil
+	case err != nil:
+		return Order{}, false, err
 	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return Order{}, false, fmt.Errorf("stored order %s: %w", id, err)
+	}
+	return o, true, nil
 }
 
 // Get returns a stored order.

@@ -319,10 +319,18 @@ func audit(t *topology, ids []string, eventsBefore, stockBefore, handled int) *A
 	if missing := notStored(t, ids); missing > 0 {
 		problem("%d confirmed orders not found by GET /orders/{id}", missing)
 	}
-	if after, err := stock(t); err != nil {
+	// The order-service settles its stock lease within a second or so of
+	// its last order (order.LeaseLife): until then the lease's unused units
+	// are neither sold nor back.
+	after, err := stock(t)
+	for deadline := time.Now().Add(5 * time.Second); err == nil && stockBefore-after != len(ids) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		after, err = stock(t)
+	}
+	if err != nil {
 		problem("reading stock: %v", err)
 	} else if stockBefore-after != len(ids) {
-		problem("stock went from %d to %d for %d confirmed orders of 1", stockBefore, after, len(ids))
+		problem("stock went from %d to %d for %d confirmed orders of 1 (waited 5 s for the stock lease to be settled)", stockBefore, after, len(ids))
 	}
 	a.OK = len(a.Problems) == 0
 	return a

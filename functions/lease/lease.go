@@ -1,0 +1,102 @@
+package lease
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+)
+
+// Request is the body of the inventory's POST /lease: settle earlier leases
+// of one product and, with Grant, ask for a new one, in one write.
+type Request struct {
+	ProductID string       `json:"productId"`
+	Grant     *Grant       `json:"grant,omitempty"`
+	Settle    []Settlement `json:"settle,omitempty"`
+}
+
+// Grant asks for Quantity units under a new lease.
+type Grant struct {
+	ID       string `json:"id"`       // "lease-" and 32 hex digits (NewGrant)
+	Quantity int    `json:"quantity"` // units, at most MaxQuantity
+	Secret   string `json:"secret"`   // 32 hex digits: the key of the lease's order ids
+}
+
+// Settlement closes a lease: Used of its units were taken by stored orders,
+// the rest go back to the stock.
+type Settlement struct {
+	ID   string `json:"id"`
+	Used int    `json:"used"`
+}
+
+// Answer is the inventory's answer to POST /lease.
+type Answer struct {
+	// Granted: the units are taken for the lease (also when the same grant
+	// is asked again). The inventory grants a lease only while the product
+	// has at least Cover times its quantity in stock.
+	Granted        bool   `json:"granted"`
+	NotFound       bool   `json:"notFound,omitempty"` // no such product: nothing granted
+	ProductName    string `json:"productName"`
+	RemainingStock int    `json:"remainingStock"`
+	Settled        int    `json:"settled"` // settlements applied; the others were settled before
+}
+
+// MaxQuantity bounds one lease.
+const MaxQuantity = 10_000
+
+// MaxSettlements bounds the settlements of one request.
+const MaxSettlements = 1000
+
+// Cover: a lease of n units is granted only while the product has at least
+// Cover·n in stock, so that leases never hold back stock another
+// order-service replica could sell, but from a product that has plenty.
+const Cover = 16
+
+// NewGrant returns a grant of quantity units with a fresh id and secret.
+func NewGrant(quantity int) Grant {
+	return Grant{ID: "lease-" + rand.Text(), Quantity: quantity, Secret: hex.EncodeToString(randomBytes())}
+}
+
+func randomBytes() []byte {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return b[:]
+}
+
+// OrderID is the id of the order in the given slot of a lease: "order-"
+// and 32 hex digits, as the order-service's other ids, keyed by the lease's
+// secret. An invalid secret gives ids no order has.
+func OrderID(g Grant, slot int) string {
+	key, err := hex.DecodeString(g.Secret)
+	if err != nil {
+		return "order-invalid-lease-secret"
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(g.ID))
+	m.Write([]byte{0})
+	m.Write(strconv.AppendInt(nil, int64(slot), 10))
+	return "order-" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// ValidID tells whether id is a lease id as NewGrant makes them.
+func ValidID(id string) bool {
+	if len(id) != len("lease-")+26 || id[:6] != "lease-" {
+		return false
+	}
+	for _, c := range id[6:] {
+		if !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidSecret tells whether s is 32 hex digits.
+func ValidSecret(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
