@@ -42,8 +42,9 @@ type Answer struct {
 	Settled        int    `json:"settled"` // settlements applied; the others were settled before
 }
 
-// MaxQuantity bounds one lease.
-const MaxQuantity = 10_000
+// MaxQuantity bounds one lease, and so the orders the hold sweep looks up
+// to settle a lease whose order-service died.
+const MaxQuantity = 1000
 
 // MaxSettlements bounds the settlements of one request.
 const MaxSettlements = 1000
