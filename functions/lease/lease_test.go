@@ -1,0 +1,38 @@
+package lease
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestOrderIDsAreFixedByTheLeaseAndDistinctPerSlot(t *testing.T) {
+	g := NewGrant(100)
+	assert.True(t, ValidID(g.ID), g.ID)
+	assert.True(t, ValidSecret(g.Secret), g.Secret)
+	seen := map[string]bool{}
+	for slot := range 100 {
+		id := OrderID(g, slot)
+		assert.Regexp(t, `^order-[0-9a-f]{32}$`, id)
+		assert.Equal(t, id, OrderID(Grant{ID: g.ID, Secret: g.Secret}, slot), "derived from the id and secret only")
+		seen[id] = true
+	}
+	assert.Len(t, seen, 100)
+
+	other := NewGrant(100)
+	assert.NotEqual(t, g.ID, other.ID)
+	assert.NotEqual(t, OrderID(g, 0), OrderID(other, 0), "another lease, other ids")
+	assert.NotEqual(t, OrderID(g, 0), OrderID(Grant{ID: g.ID, Secret: other.Secret}, 0), "the secret keys the ids")
+	assert.Equal(t, "order-invalid-lease-secret", OrderID(Grant{ID: g.ID, Secret: "not hex"}, 0))
+}
+
+func TestValidation(t *testing.T) {
+	for _, id := range []string{"", "lease-", "lease-abc", "order-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "lease-ABCDEFGHIJKLMNOPQRSTUVWXY1", "lease-abcdefghijklmnopqrstuvwxyz"} {
+		assert.False(t, ValidID(id), id)
+	}
+	assert.True(t, ValidID("lease-ABCDEFGHIJKLMNOPQRSTUVWXY2"))
+	for _, s := range []string{"", "00", "0123456789abcdef0123456789abcdeg", "0123456789abcdef0123456789abcdef00"} {
+		assert.False(t, ValidSecret(s), s)
+	}
+	assert.True(t, ValidSecret("0123456789abcdef0123456789ABCDEF"))
+}
