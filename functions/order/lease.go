@@ -44,12 +44,11 @@ const leaseAbandon = time.Minute
 // (Availability.OrderID), so the inventory can settle a lease whose
 // order-service died by looking up the orders of its slots.
 type LeaseStock struct {
-	invoker bindings.Invoker
-	appID   string
-	next    Stock
-	units   int
-	log     *slog.Logger
-	now     func() time.Time
+	leaser Leaser
+	next   Stock
+	units  int
+	log    *slog.Logger
+	now    func() time.Time
 
 	mu       sync.Mutex
 	products map[string]*productLeases
@@ -81,18 +80,43 @@ type heldLease struct {
 	retiredAt time.Time
 }
 
-// NewLeaseStock returns the Stock of the inventory app appID that leases
-// blocks of units at a time; next serves the orders a lease cannot. Close
-// settles the leases.
-func NewLeaseStock(invoker bindings.Invoker, appID string, units int, next Stock, log *slog.Logger) *LeaseStock {
-	return newLeaseStock(invoker, appID, units, next, log, time.Now)
+// Leaser is the inventory's POST /lease.
+type Leaser interface {
+	Lease(ctx context.Context, req lease.Request) (lease.Answer, error)
 }
 
-func newLeaseStock(invoker bindings.Invoker, appID string, units int, next Stock, log *slog.Logger, now func() time.Time) *LeaseStock {
+// InvokeLeaser is Leaser over service invocation of the inventory app AppID.
+// An inventory without leases answers 404 (a *bindings.InvokeError).
+type InvokeLeaser struct {
+	Invoker bindings.Invoker
+	AppID   string
+}
+
+// Lease implements Leaser.
+func (l InvokeLeaser) Lease(ctx context.Context, req lease.Request) (lease.Answer, error) {
+	body, _ := json.Marshal(req)
+	out, err := l.Invoker.Invoke(ctx, l.AppID, "POST", "lease", body)
+	if err != nil {
+		return lease.Answer{}, err
+	}
+	var ans lease.Answer
+	if err := json.Unmarshal(out, &ans); err != nil {
+		return lease.Answer{}, fmt.Errorf("inventory %s answered POST /lease with %q: %w", l.AppID, out, err)
+	}
+	return ans, nil
+}
+
+// NewLeaseStock returns a Stock that leases blocks of units at a time from
+// leaser; next serves the orders a lease cannot. Close settles the leases.
+func NewLeaseStock(leaser Leaser, units int, next Stock, log *slog.Logger) *LeaseStock {
+	return newLeaseStock(leaser, units, next, log, time.Now)
+}
+
+func newLeaseStock(leaser Leaser, units int, next Stock, log *slog.Logger, now func() time.Time) *LeaseStock {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &LeaseStock{invoker: invoker, appID: appID, next: next, units: min(units, lease.MaxQuantity), log: log, now: now,
+	s := &LeaseStock{leaser: leaser, next: next, units: min(units, lease.MaxQuantity), log: log, now: now,
 		products: map[string]*productLeases{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
@@ -148,7 +172,9 @@ func (s *LeaseStock) askLocked(productID string, pl *productLeases, g *lease.Gra
 	pl.settle = pl.settle[len(settle):]
 	sent := s.now()
 	s.mu.Unlock()
-	ans, err := s.call(lease.Request{ProductID: productID, Grant: g, Settle: settle})
+	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
+	ans, err := s.leaser.Lease(ctx, lease.Request{ProductID: productID, Grant: g, Settle: settle})
+	cancel()
 	s.mu.Lock()
 	close(pl.asking)
 	pl.asking = nil
@@ -157,7 +183,7 @@ func (s *LeaseStock) askLocked(productID string, pl *productLeases, g *lease.Gra
 	case errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405):
 		if !s.off {
 			s.off = true
-			s.log.Warn("the inventory has no POST /lease (the seed's inventory?): taking stock order by order", "inventory", s.appID)
+			s.log.Warn("the inventory has no POST /lease (the seed's inventory?): taking stock order by order", "error", err.Error())
 		}
 	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500:
 		// Refused as a whole: sending it again would be refused again. The
@@ -181,21 +207,6 @@ func (s *LeaseStock) askLocked(productID string, pl *productLeases, g *lease.Gra
 	default: // refused (short stock) or an unknown product: order by order answers either
 		pl.pause = sent.Add(leaseRetry)
 	}
-}
-
-func (s *LeaseStock) call(req lease.Request) (lease.Answer, error) {
-	body, _ := json.Marshal(req)
-	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
-	defer cancel()
-	out, err := s.invoker.Invoke(ctx, s.appID, "POST", "lease", body)
-	if err != nil {
-		return lease.Answer{}, err
-	}
-	var ans lease.Answer
-	if err := json.Unmarshal(out, &ans); err != nil {
-		return lease.Answer{}, fmt.Errorf("inventory %s answered POST /lease with %q: %w", s.appID, out, err)
-	}
-	return ans, nil
 }
 
 func (s *LeaseStock) productLocked(productID string) *productLeases {

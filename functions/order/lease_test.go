@@ -59,7 +59,7 @@ func leasedStock(t *testing.T, next bindings.Invoker, units int) (*LeaseStock, *
 	rec := &recordingInvoker{next: next}
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	perOrder := NewInvokeStock(rec, "inventory-service", nil)
-	s := newLeaseStock(rec, "inventory-service", units, perOrder, nil, clock.now)
+	s := newLeaseStock(InvokeLeaser{Invoker: rec, AppID: "inventory-service"}, units, perOrder, nil, clock.now)
 	t.Cleanup(perOrder.Close)
 	t.Cleanup(s.Close)
 	return s, rec, clock
