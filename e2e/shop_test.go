@@ -352,12 +352,18 @@ func TestShopCronRestockOnRealDaprd(t *testing.T) {
 func TestShopLeasesStockOnRealDaprd(t *testing.T) {
 	redis := daprtest.StartRedis(t)
 	s := startShop(t, redis.Addr, shopOptions{env: []string{"CATALOG=product-1:Laptop:5000", "STOCK_LEASE_UNITS=200"}})
-	var ids []string
-	for i := range 5 {
-		status, body := s.placeOrder(t, fmt.Sprintf(`{"productId":"product-1","quantity":%d,"customerEmail":"l%d@example.com"}`, i+1, i))
-		require.Equal(t, http.StatusOK, status, body)
-		ids = append(ids, decodeOrderID(t, body))
+	// At once, so that they all come within the lease's second.
+	ids := make([]string, 5)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			status, body := s.placeOrder(t, fmt.Sprintf(`{"productId":"product-1","quantity":%d,"customerEmail":"l%d@example.com"}`, i+1, i))
+			if assert.Equal(t, http.StatusOK, status, body) {
+				ids[i] = decodeOrderID(t, body)
+			}
+		})
 	}
+	wg.Wait()
 	status, record := get(t, s.inventory.daprd.URL("/v1.0/state/statestore/stock-product-1"))
 	require.Equal(t, http.StatusOK, status, record)
 	var p struct {
