@@ -225,10 +225,16 @@ func (s *LeaseStock) retireLocked(pl *productLeases, now time.Time) {
 	pl.cur = nil
 	h.retiredAt = now
 	if len(h.inflight) == 0 {
-		pl.settle = append(pl.settle, lease.Settlement{ID: h.grant.ID, Used: h.used})
+		pl.settleLocked(h)
 		return
 	}
 	pl.retired = append(pl.retired, h)
+}
+
+// settleLocked queues the settlement of h, a retired lease whose orders are
+// all confirmed: the units of its stored orders stay sold.
+func (pl *productLeases) settleLocked(h *heldLease) {
+	pl.settle = append(pl.settle, lease.Settlement{ID: h.grant.ID, Used: h.used})
 }
 
 // Confirm implements Stock: an order placed from a lease counts as used.
@@ -242,7 +248,7 @@ func (s *LeaseStock) Confirm(t Taken) {
 		for i, h := range pl.retired {
 			if h.confirm(t.OrderID) {
 				if len(h.inflight) == 0 {
-					pl.settle = append(pl.settle, lease.Settlement{ID: h.grant.ID, Used: h.used})
+					pl.settleLocked(h)
 					pl.retired = append(pl.retired[:i], pl.retired[i+1:]...)
 				}
 				s.mu.Unlock()
