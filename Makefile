@@ -24,8 +24,8 @@ $(DAPRD): deploy/daprd/go.mod deploy/daprd/go.sum deploy/daprd/main.go
 daprd: $(DAPRD) ## build the pinned daprd once (cached under bin/, keyed by version)
 
 .PHONY: build
-build: ## build the shop binary into bin/shop
-	go build -o $(SHOP) ./cmd/shop
+build: ## build the shop binary into bin/shop: static, as the Dockerfile builds it
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(SHOP) ./cmd/shop
 
 .PHONY: run
 run: daprd build ## run the whole shop embedded: one app, one daprd on :3500, SQLite + in-memory pub/sub, files in ./data

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	shopBinary = filepath.Join(dir, "shop")
-	if out, err := exec.Command("go", "build", "-o", shopBinary, "../cmd/shop").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", shopBinary, "../cmd/shop")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build` and the Dockerfile
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build shop: %v\n%s", err, out)
 		os.Exit(1)
 	}

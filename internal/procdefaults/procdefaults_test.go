@@ -10,8 +10,8 @@ import (
 )
 
 func TestApplySetsWhatTheEnvironmentLeavesUnset(t *testing.T) {
-	prevGC := debug.SetGCPercent(100)
-	prevProcs := runtime.GOMAXPROCS(0)
+	prevGC := debug.SetGCPercent(GOGC + 30) // not ours, so Apply must set it
+	prevProcs := runtime.GOMAXPROCS(GOMAXPROCS + 1)
 	t.Cleanup(func() { debug.SetGCPercent(prevGC); runtime.GOMAXPROCS(prevProcs) })
 	for _, k := range []string{"GOGC", "GOMAXPROCS"} {
 		t.Setenv(k, "") // restores the variable at cleanup
