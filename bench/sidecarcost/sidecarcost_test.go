@@ -119,7 +119,8 @@ func BenchmarkWrite(b *testing.B) {
 			b.ReportMetric((cpu(b, d.PID())-daprd0)/n*1e6, "daprd-µs/call")
 			b.ReportMetric((cpu(b, redis.PID())-redis0)/n*1e6, "redis-µs/call")
 			// The caller's side of the same calls: this process, whose
-			// only work while timed is making them (go-sdk client, gRPC).
+			// only work while timed is making them (the go-sdk client over
+			// gRPC, or net/http).
 			b.ReportMetric((selfCPU(b)-self0)/n*1e6, "client-µs/call")
 		})
 	}
