@@ -106,10 +106,10 @@ func settleLease(p *Product, id string, used int) bool {
 // leaseUse counts the units a lease's stored orders took, looking up the
 // order of each of its slots: a lease of n units has at most n orders.
 func (s *Service) leaseUse(ctx context.Context, productID, id string, l Lease) (int, error) {
-	g := lease.Grant{ID: id, Quantity: l.Quantity, Secret: l.Secret}
+	slots := lease.NewSlots(lease.Grant{ID: id, Quantity: l.Quantity, Secret: l.Secret})
 	used := 0
 	for slot := range l.Quantity {
-		orderID := lease.OrderID(g, slot)
+		orderID := slots.OrderID(slot)
 		o, err := s.orders.LookupOrder(ctx, orderID)
 		if err != nil {
 			return 0, fmt.Errorf("look up order %s: %w", orderID, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"strconv"
 )
 
@@ -18,7 +19,7 @@ type Request struct {
 
 // Grant asks for Quantity units under a new lease.
 type Grant struct {
-	ID       string `json:"id"`       // "lease-" and 32 hex digits (NewGrant)
+	ID       string `json:"id"`       // "lease-" and 26 base32 letters (NewGrant, ValidID)
 	Quantity int    `json:"quantity"` // units, at most MaxQuantity
 	Secret   string `json:"secret"`   // 32 hex digits: the key of the lease's order ids
 }
@@ -67,17 +68,37 @@ func randomBytes() []byte {
 
 // OrderID is the id of the order in the given slot of a lease: "order-"
 // and 32 hex digits, as the order-service's other ids, keyed by the lease's
-// secret. An invalid secret gives ids no order has.
-func OrderID(g Grant, slot int) string {
+// secret. An invalid secret gives ids no order has. For many slots of one
+// lease, Slots keys the HMAC once.
+func OrderID(g Grant, slot int) string { return NewSlots(g).OrderID(slot) }
+
+// Slots derives the order ids of one lease's slots (OrderID) with the
+// lease's HMAC keyed once. It is not safe for concurrent use.
+type Slots struct {
+	id  string
+	mac hash.Hash // nil: the secret is not hex
+	buf []byte
+}
+
+// NewSlots returns the Slots of g.
+func NewSlots(g Grant) *Slots {
 	key, err := hex.DecodeString(g.Secret)
 	if err != nil {
+		return &Slots{}
+	}
+	return &Slots{id: g.ID, mac: hmac.New(sha256.New, key)}
+}
+
+// OrderID is the id of the order in the given slot.
+func (s *Slots) OrderID(slot int) string {
+	if s.mac == nil {
 		return "order-invalid-lease-secret"
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(g.ID))
-	m.Write([]byte{0})
-	m.Write(strconv.AppendInt(nil, int64(slot), 10))
-	return "order-" + hex.EncodeToString(m.Sum(nil)[:16])
+	s.mac.Reset()
+	s.buf = append(append(append(s.buf[:0], s.id...), 0), strconv.Itoa(slot)...)
+	s.mac.Write(s.buf)
+	s.buf = s.mac.Sum(s.buf[:0])
+	return "order-" + hex.EncodeToString(s.buf[:16])
 }
 
 // ValidID tells whether id is a lease id as NewGrant makes them.

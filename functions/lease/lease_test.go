@@ -26,6 +26,24 @@ func TestOrderIDsAreFixedByTheLeaseAndDistinctPerSlot(t *testing.T) {
 	assert.Equal(t, "order-invalid-lease-secret", OrderID(Grant{ID: g.ID, Secret: "not hex"}, 0))
 }
 
+// The derivation is a wire contract: an inventory settles the leases of an
+// order-service of another version by it. HMAC-SHA256 keyed by the secret
+// over id, a zero byte and the slot in decimal, computed apart from Go.
+func TestOrderIDsAreHMACOfTheLeaseIDAndSlot(t *testing.T) {
+	g := Grant{ID: "lease-ABCDEFGHIJKLMNOPQRSTUVWXY2", Secret: "0123456789abcdef0123456789abcdef"}
+	assert.Equal(t, "order-6a0a459cae174b13b1323a2d5b95263c", OrderID(g, 0))
+	assert.Equal(t, "order-f80bbf89cd0630ab8d63a40e7811800b", OrderID(g, 7))
+}
+
+func TestSlotsGiveEachSlotTheIDOrderIDGives(t *testing.T) {
+	g := NewGrant(50)
+	slots := NewSlots(g)
+	for slot := 49; slot >= 0; slot-- { // any order: no state carries over
+		assert.Equal(t, OrderID(g, slot), slots.OrderID(slot), "slot %d", slot)
+	}
+	assert.Equal(t, "order-invalid-lease-secret", NewSlots(Grant{ID: g.ID, Secret: "not hex"}).OrderID(3))
+}
+
 func TestValidation(t *testing.T) {
 	for _, id := range []string{"", "lease-", "lease-abc", "order-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "lease-ABCDEFGHIJKLMNOPQRSTUVWXY1", "lease-abcdefghijklmnopqrstuvwxyz"} {
 		assert.False(t, ValidID(id), id)

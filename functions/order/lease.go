@@ -71,6 +71,7 @@ type productLeases struct {
 // heldLease is one granted lease as its order-service keeps it.
 type heldLease struct {
 	grant     lease.Grant
+	ids       *lease.Slots // the order ids of grant's slots
 	name      string
 	until     time.Time // no order is placed from it after
 	remaining int
@@ -134,7 +135,7 @@ func (s *LeaseStock) Take(ctx context.Context, orderID, productID string, qty in
 		now := s.now()
 		if h := pl.cur; h != nil {
 			if now.Before(h.until) && h.remaining >= qty {
-				id := lease.OrderID(h.grant, h.slots)
+				id := h.ids.OrderID(h.slots)
 				h.slots++
 				h.remaining -= qty
 				h.inflight[id] = qty
@@ -203,7 +204,7 @@ func (s *LeaseStock) askLocked(productID string, pl *productLeases, g *lease.Gra
 	case ans.Granted && s.closed: // granted after Close: no order will use it
 		pl.settle = append(pl.settle, lease.Settlement{ID: g.ID, Used: 0})
 	case ans.Granted:
-		pl.cur = &heldLease{grant: *g, name: ans.ProductName, until: sent.Add(LeaseLife), remaining: g.Quantity, inflight: map[string]int{}}
+		pl.cur = &heldLease{grant: *g, ids: lease.NewSlots(*g), name: ans.ProductName, until: sent.Add(LeaseLife), remaining: g.Quantity, inflight: map[string]int{}}
 	default: // refused (short stock) or an unknown product: order by order answers either
 		pl.pause = sent.Add(leaseRetry)
 	}
