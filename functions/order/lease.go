@@ -39,6 +39,9 @@ const leaseAbandon = time.Minute
 // on its own within leaseTick. Orders a lease cannot serve (more units than
 // a lease holds, a product the inventory will not lease because its stock
 // is short, an inventory without leases such as the seed's) go to next.
+// A product that sells fast enough to use up a lease within its life gets
+// its next lease asked for when the current one is half used, so its orders
+// do not wait for the inventory when the lease runs out.
 //
 // An order served from a lease is stored under the id of its slot
 // (Availability.OrderID), so the inventory can settle a lease whose
@@ -62,6 +65,7 @@ type LeaseStock struct {
 // productLeases is the lease state of one product.
 type productLeases struct {
 	cur     *heldLease
+	next    *heldLease    // granted ahead (a prefetch), not yet placing orders
 	asking  chan struct{} // a lease request is in flight; closed when it ends
 	pause   time.Time     // no lease is asked for before
 	retired []*heldLease  // past their life, orders still in flight
@@ -133,17 +137,24 @@ func (s *LeaseStock) Take(ctx context.Context, orderID, productID string, qty in
 		}
 		pl := s.productLocked(productID)
 		now := s.now()
-		if h := pl.cur; h != nil {
-			if now.Before(h.until) && h.remaining >= qty {
-				id := h.ids.OrderID(h.slots)
-				h.slots++
-				h.remaining -= qty
-				h.inflight[id] = qty
-				a := Availability{Available: true, ProductName: h.name, Remaining: h.remaining, OrderID: id}
-				s.mu.Unlock()
-				return a, nil
+		if h := s.currentLocked(pl, now, qty); h != nil {
+			id := h.ids.OrderID(h.slots)
+			h.slots++
+			h.remaining -= qty
+			h.inflight[id] = qty
+			a := Availability{Available: true, ProductName: h.name, Remaining: h.remaining, OrderID: id}
+			if s.prefetchDueLocked(pl, h, now) {
+				g := lease.NewGrant(s.units)
+				req, sent := s.beginAskLocked(productID, pl, &g)
+				go func() {
+					ans, err := s.send(req)
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					s.endAskLocked(pl, req, sent, ans, err)
+				}()
 			}
-			s.retireLocked(pl, now)
+			s.mu.Unlock()
+			return a, nil
 		}
 		if ch := pl.asking; ch != nil {
 			s.mu.Unlock()
@@ -164,21 +175,67 @@ func (s *LeaseStock) Take(ctx context.Context, orderID, productID string, qty in
 	}
 }
 
+// currentLocked returns pl's lease that can place an order of qty at now,
+// or nil. A current lease that cannot (past its life, or too few units
+// left) is retired, and the prefetched one, if any, takes its place.
+func (s *LeaseStock) currentLocked(pl *productLeases, now time.Time, qty int) *heldLease {
+	for {
+		if h := pl.cur; h != nil {
+			if now.Before(h.until) && h.remaining >= qty {
+				return h
+			}
+			s.retireLocked(pl, now)
+		}
+		if pl.next == nil {
+			return nil
+		}
+		pl.cur, pl.next = pl.next, nil
+	}
+}
+
+// prefetchDueLocked reports whether to ask for pl's next lease now, while h,
+// its current one, still places orders: h is half used within the first
+// half of its life, so at this pace it runs out before it expires, and no
+// request is in flight or paused. Orders then go on from the next lease
+// without waiting for the inventory; a product that sells slower than that
+// asks when its lease is used up, as it would without prefetching.
+func (s *LeaseStock) prefetchDueLocked(pl *productLeases, h *heldLease, now time.Time) bool {
+	return pl.asking == nil && pl.next == nil && !now.Before(pl.pause) &&
+		2*h.remaining <= h.grant.Quantity && 2*h.until.Sub(now) > LeaseLife
+}
+
 // askLocked sends one lease request for productID with the settlements
 // due, and a grant when g is not nil; s.mu is held on entry and on return,
 // and released during the call.
 func (s *LeaseStock) askLocked(productID string, pl *productLeases, g *lease.Grant) {
+	req, sent := s.beginAskLocked(productID, pl, g)
+	s.mu.Unlock()
+	ans, err := s.send(req)
+	s.mu.Lock()
+	s.endAskLocked(pl, req, sent, ans, err)
+}
+
+// beginAskLocked marks a lease request for productID in flight and returns
+// it, carrying the settlements due and g when g is not nil, with the time
+// it is sent. endAskLocked must follow, with s.mu held.
+func (s *LeaseStock) beginAskLocked(productID string, pl *productLeases, g *lease.Grant) (lease.Request, time.Time) {
 	pl.asking = make(chan struct{})
 	settle := pl.settle[:min(len(pl.settle), lease.MaxSettlements):min(len(pl.settle), lease.MaxSettlements)]
 	pl.settle = pl.settle[len(settle):]
-	sent := s.now()
-	s.mu.Unlock()
+	return lease.Request{ProductID: productID, Grant: g, Settle: settle}, s.now()
+}
+
+func (s *LeaseStock) send(req lease.Request) (lease.Answer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
-	ans, err := s.leaser.Lease(ctx, lease.Request{ProductID: productID, Grant: g, Settle: settle})
-	cancel()
-	s.mu.Lock()
+	defer cancel()
+	return s.leaser.Lease(ctx, req)
+}
+
+// endAskLocked applies the answer to req, sent by beginAskLocked at sent.
+func (s *LeaseStock) endAskLocked(pl *productLeases, req lease.Request, sent time.Time, ans lease.Answer, err error) {
 	close(pl.asking)
 	pl.asking = nil
+	g := req.Grant
 	var ie *bindings.InvokeError
 	switch {
 	case errors.As(err, &ie) && (ie.Status == 404 || ie.Status == 405):
@@ -189,22 +246,27 @@ func (s *LeaseStock) askLocked(productID string, pl *productLeases, g *lease.Gra
 	case errors.As(err, &ie) && ie.Status >= 400 && ie.Status < 500:
 		// Refused as a whole: sending it again would be refused again. The
 		// inventory's hold sweep settles what it carried.
-		s.log.Warn("the inventory refused a lease request; its hold sweep will settle the leases it carried", "product", productID, "settlements", len(settle), "error", err.Error())
+		s.log.Warn("the inventory refused a lease request; its hold sweep will settle the leases it carried", "product", req.ProductID, "settlements", len(req.Settle), "error", err.Error())
 		pl.pause = sent.Add(leaseRetry)
 	case err != nil:
 		// It may have been applied: settling again is a no-op, and a grant
 		// that was taken is given back whole, as no order used it.
-		pl.settle = append(pl.settle, settle...)
+		pl.settle = append(pl.settle, req.Settle...)
 		if g != nil {
 			pl.settle = append(pl.settle, lease.Settlement{ID: g.ID, Used: 0})
 		}
 		pl.pause = sent.Add(leaseRetry)
-		s.log.Warn("a lease request failed; taking stock order by order for a while", "product", productID, "error", err.Error())
+		s.log.Warn("a lease request failed; taking stock order by order for a while", "product", req.ProductID, "error", err.Error())
 	case g == nil:
 	case ans.Granted && s.closed: // granted after Close: no order will use it
 		pl.settle = append(pl.settle, lease.Settlement{ID: g.ID, Used: 0})
 	case ans.Granted:
-		pl.cur = &heldLease{grant: *g, ids: lease.NewSlots(*g), name: ans.ProductName, until: sent.Add(LeaseLife), remaining: g.Quantity, inflight: map[string]int{}}
+		h := &heldLease{grant: *g, ids: lease.NewSlots(*g), name: ans.ProductName, until: sent.Add(LeaseLife), remaining: g.Quantity, inflight: map[string]int{}}
+		if pl.cur == nil {
+			pl.cur = h
+		} else { // a prefetch: h takes over once the current lease cannot place an order
+			pl.next = h
+		}
 	default: // refused (short stock) or an unknown product: order by order answers either
 		pl.pause = sent.Add(leaseRetry)
 	}
@@ -302,6 +364,10 @@ func (s *LeaseStock) tick(all bool) {
 		}
 		if h := pl.cur; h != nil && (all || !now.Before(h.until)) {
 			s.retireLocked(pl, now)
+		}
+		if h := pl.next; h != nil && (all || !now.Before(h.until)) {
+			pl.next = nil // prefetched and never used: given back whole
+			pl.settleLocked(h)
 		}
 		kept := pl.retired[:0]
 		for _, h := range pl.retired {

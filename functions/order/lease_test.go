@@ -3,6 +3,7 @@ package order
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,21 +78,21 @@ func TestLeaseStockPlacesOrdersWithoutCallingTheInventory(t *testing.T) {
 	sc, inv := leasingInventory(t, 10_000)
 	s, rec, _ := leasedStock(t, sc, 100)
 	ids := map[string]bool{}
-	for range 30 {
+	for range 24 { // 48 units: under half the lease, so no next lease is asked for
 		a := take(t, s, 2)
 		assert.Equal(t, "Laptop", a.ProductName)
 		assert.Regexp(t, `^order-[0-9a-f]{32}$`, a.OrderID, "the order is stored under its slot's id")
 		ids[a.OrderID] = true
 	}
-	assert.Len(t, ids, 30)
-	assert.Equal(t, []string{"lease:1"}, rec.calls(), "one call for 30 orders")
+	assert.Len(t, ids, 24)
+	assert.Equal(t, []string{"lease:grant"}, rec.calls(), "one call for 24 orders")
 	assert.Equal(t, 9_900, stockLeft(t, inv), "the lease's 100 units are taken")
 	for id := range ids {
 		s.Confirm(Taken{OrderID: id, ProductID: "product-1"})
 	}
 	s.Close()
-	assert.Equal(t, 9_940, stockLeft(t, inv), "settled on close: the 40 units of unused slots come back")
-	assert.Equal(t, []string{"lease:1", "lease:1"}, rec.calls())
+	assert.Equal(t, 9_952, stockLeft(t, inv), "settled on close: the 52 units of unused slots come back")
+	assert.Equal(t, []string{"lease:grant", "lease:settle:1"}, rec.calls())
 }
 
 func TestLeaseStockSettlesALeaseOnceItIsOldWithTheOrdersItStored(t *testing.T) {
@@ -106,7 +107,7 @@ func TestLeaseStockSettlesALeaseOnceItIsOldWithTheOrdersItStored(t *testing.T) {
 	s.Confirm(Taken{OrderID: unstored.OrderID, ProductID: "product-1"})
 	s.tick(false)
 	assert.Equal(t, 9_993, stockLeft(t, inv), "the lease is settled with its two orders' 7 units")
-	assert.Equal(t, []string{"lease:1", "lease:1"}, rec.calls())
+	assert.Equal(t, []string{"lease:grant", "lease:settle:1"}, rec.calls())
 
 	take(t, s, 1)
 	assert.Equal(t, 9_893, stockLeft(t, inv), "the next order asks for a new lease")
@@ -122,19 +123,86 @@ func TestLeaseStockForgetsALeaseWhoseOrderNeverConfirmed(t *testing.T) {
 	s.tick(false)
 	s.Close()
 	assert.Equal(t, 9_900, stockLeft(t, inv), "the lease is left to the inventory's hold sweep, which looks its orders up")
-	assert.Equal(t, []string{"lease:1"}, rec.calls())
+	assert.Equal(t, []string{"lease:grant"}, rec.calls())
 }
 
 func TestLeaseStockSettlesAUsedUpLeaseWithTheNextRequest(t *testing.T) {
 	sc, inv := leasingInventory(t, 1_000)
-	s, rec, _ := leasedStock(t, sc, 10)
-	for range 5 {
+	s, rec, clock := leasedStock(t, sc, 10)
+	for i := range 5 {
 		a := take(t, s, 2)
 		s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
+		if i == 0 {
+			clock.add(LeaseLife / 2) // too slow a product to ask for the next lease ahead
+		}
 	}
 	take(t, s, 1)
-	assert.Equal(t, []string{"lease:1", "lease:1"}, rec.calls(), "the second request carries the first lease's settlement")
+	assert.Equal(t, []string{"lease:grant", "lease:grant+settle:1"}, rec.calls(), "the second request carries the first lease's settlement")
 	assert.Equal(t, 980, stockLeft(t, inv), "10 units sold, 10 leased anew")
+}
+
+// prefetched waits until s holds a lease of product-1 granted ahead.
+func prefetched(t *testing.T, s *LeaseStock) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		pl := s.products["product-1"]
+		return pl != nil && pl.next != nil
+	}, 5*time.Second, time.Millisecond, "the next lease is asked for and granted ahead")
+}
+
+func TestLeaseStockAsksForTheNextLeaseAheadForAProductThatSellsFast(t *testing.T) {
+	sc, inv := leasingInventory(t, 1_000)
+	s, rec, _ := leasedStock(t, sc, 10)
+	var ids []string
+	for range 5 { // half the lease at once: it runs out long before its life
+		ids = append(ids, take(t, s, 1).OrderID)
+	}
+	prefetched(t, s)
+	assert.Equal(t, 980, stockLeft(t, inv), "two leases taken")
+	for range 5 {
+		ids = append(ids, take(t, s, 1).OrderID)
+	}
+	a := take(t, s, 1)
+	ids = append(ids, a.OrderID)
+	assert.Equal(t, []string{"lease:grant", "lease:grant"}, rec.calls(), "the order after the first lease ran out waited for no call")
+	assert.Len(t, slices.Compact(slices.Sorted(slices.Values(ids))), 11, "every order has a slot id of its own")
+	for _, id := range ids {
+		s.Confirm(Taken{OrderID: id, ProductID: "product-1"})
+	}
+	s.Close()
+	assert.Equal(t, 989, stockLeft(t, inv), "11 units sold; the second lease's 9 unused units came back")
+	assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:settle:2"}, rec.calls())
+}
+
+func TestLeaseStockGivesBackALeaseAskedForAheadThatNoOrderUsed(t *testing.T) {
+	sc, inv := leasingInventory(t, 1_000)
+	s, rec, clock := leasedStock(t, sc, 10)
+	for range 5 {
+		a := take(t, s, 1)
+		s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
+	}
+	prefetched(t, s)
+	clock.add(LeaseLife) // the product went quiet: both leases expire
+	s.tick(false)
+	assert.Equal(t, 995, stockLeft(t, inv), "5 units sold; the first lease's other 5 and all 10 of the second came back")
+	assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:settle:2"}, rec.calls())
+}
+
+func TestLeaseStockPutsALeaseAskedForAheadThatExpiredBackUnused(t *testing.T) {
+	sc, inv := leasingInventory(t, 1_000)
+	s, rec, clock := leasedStock(t, sc, 10)
+	for range 5 {
+		a := take(t, s, 1)
+		s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
+	}
+	prefetched(t, s)
+	clock.add(LeaseLife) // no tick ran: the next order finds both leases expired
+	a := take(t, s, 1)
+	s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
+	assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:grant+settle:2"}, rec.calls(), "a fresh lease, carrying both expired ones' settlements")
+	assert.Equal(t, 985, stockLeft(t, inv), "5 units sold from the first lease, the rest of it and all of the second back, a third lease of 10 taken")
 }
 
 func TestLeaseStockTakesOrderByOrderWhenTheInventoryWillNotLease(t *testing.T) {
@@ -144,10 +212,10 @@ func TestLeaseStockTakesOrderByOrderWhenTheInventoryWillNotLease(t *testing.T) {
 		a := take(t, s, 1)
 		assert.Empty(t, a.OrderID, "the order keeps its own id")
 		take(t, s, 1)
-		assert.Equal(t, []string{"lease:1", "reserve:1", "reserve:1"}, rec.calls(), "no lease asked again within leaseRetry")
+		assert.Equal(t, []string{"lease:grant", "reserve:1", "reserve:1"}, rec.calls(), "no lease asked again within leaseRetry")
 		clock.add(leaseRetry)
 		take(t, s, 1)
-		assert.Equal(t, "lease:1", rec.calls()[3])
+		assert.Equal(t, "lease:grant", rec.calls()[3])
 		assert.Equal(t, 997, stockLeft(t, inv))
 	})
 	t.Run("more units than a lease", func(t *testing.T) {
@@ -163,7 +231,7 @@ func TestLeaseStockTakesOrderByOrderWhenTheInventoryWillNotLease(t *testing.T) {
 		take(t, s, 1)
 		clock.add(leaseRetry)
 		take(t, s, 1)
-		assert.Equal(t, []string{"lease:1", "reserve:1", "check:1", "check:1"}, rec.calls(), "asked once, then order by order")
+		assert.Equal(t, []string{"lease:grant", "reserve:1", "check:1", "check:1"}, rec.calls(), "asked once, then order by order")
 	})
 	t.Run("an unknown product", func(t *testing.T) {
 		sc, _ := leasingInventory(t, 10_000)
@@ -204,7 +272,7 @@ func TestLeaseStockGivesBackAGrantWhoseAnswerWasLost(t *testing.T) {
 	s.Confirm(Taken{OrderID: b.OrderID, ProductID: "product-1"})
 	s.Close()
 	assert.Equal(t, 9_998, stockLeft(t, inv))
-	assert.Equal(t, []string{"lease:1", "reserve:1", "lease:1", "lease:1"}, rec.calls())
+	assert.Equal(t, []string{"lease:grant", "reserve:1", "lease:grant+settle:1", "lease:settle:1"}, rec.calls())
 }
 
 func TestLeaseStockUnderConcurrentOrdersSellsExactlyWhatWasStored(t *testing.T) {
@@ -261,5 +329,5 @@ func TestLeaseStockClosedWhileALeaseIsAskedForGivesTheGrantBack(t *testing.T) {
 	a := <-took
 	assert.Empty(t, a.OrderID, "after Close the order is taken order by order")
 	assert.Equal(t, 9_999, stockLeft(t, inv), "the grant that arrived after Close went back whole")
-	assert.ElementsMatch(t, []string{"lease:1", "reserve:1", "lease:1"}, rec.calls())
+	assert.ElementsMatch(t, []string{"lease:grant", "reserve:1", "lease:settle:1"}, rec.calls())
 }

@@ -32,11 +32,24 @@ type recordingInvoker struct {
 }
 
 func (r *recordingInvoker) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
-	var b struct{ Orders, Confirm []json.RawMessage }
+	var b struct {
+		Orders, Confirm, Settle []json.RawMessage
+		Grant                   json.RawMessage
+	}
 	_ = json.Unmarshal(body, &b)
 	call := method + ":" + itoa(max(len(b.Orders), 1))
 	if len(b.Confirm) > 0 {
 		call += "+confirm:" + itoa(len(b.Confirm))
+	}
+	if method == "lease" { // "lease:grant", "lease:settle:N", "lease:grant+settle:N"
+		var parts []string
+		if len(b.Grant) > 0 && string(b.Grant) != "null" {
+			parts = append(parts, "grant")
+		}
+		if len(b.Settle) > 0 {
+			parts = append(parts, "settle:"+itoa(len(b.Settle)))
+		}
+		call = "lease:" + strings.Join(parts, "+")
 	}
 	r.mu.Lock()
 	r.log = append(r.log, call)
