@@ -177,32 +177,32 @@ func TestLeaseStockAsksForTheNextLeaseAheadForAProductThatSellsFast(t *testing.T
 }
 
 func TestLeaseStockGivesBackALeaseAskedForAheadThatNoOrderUsed(t *testing.T) {
-	sc, inv := leasingInventory(t, 1_000)
-	s, rec, clock := leasedStock(t, sc, 10)
-	for range 5 {
+	// Half of a 10-unit lease sold and stored at once, the next lease asked
+	// for ahead; then the product goes quiet and both leases expire.
+	setup := func(t *testing.T) (*LeaseStock, *recordingInvoker, *inventory.Service) {
+		sc, inv := leasingInventory(t, 1_000)
+		s, rec, clock := leasedStock(t, sc, 10)
+		for range 5 {
+			a := take(t, s, 1)
+			s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
+		}
+		prefetched(t, s)
+		clock.add(LeaseLife)
+		return s, rec, inv
+	}
+	t.Run("settled by the tick", func(t *testing.T) {
+		s, rec, inv := setup(t)
+		s.tick(false)
+		assert.Equal(t, 995, stockLeft(t, inv), "5 units sold; the first lease's other 5 and all 10 of the second came back")
+		assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:settle:2"}, rec.calls())
+	})
+	t.Run("settled with the next order's lease request", func(t *testing.T) {
+		s, rec, inv := setup(t)
 		a := take(t, s, 1)
 		s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
-	}
-	prefetched(t, s)
-	clock.add(LeaseLife) // the product went quiet: both leases expire
-	s.tick(false)
-	assert.Equal(t, 995, stockLeft(t, inv), "5 units sold; the first lease's other 5 and all 10 of the second came back")
-	assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:settle:2"}, rec.calls())
-}
-
-func TestLeaseStockPutsALeaseAskedForAheadThatExpiredBackUnused(t *testing.T) {
-	sc, inv := leasingInventory(t, 1_000)
-	s, rec, clock := leasedStock(t, sc, 10)
-	for range 5 {
-		a := take(t, s, 1)
-		s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
-	}
-	prefetched(t, s)
-	clock.add(LeaseLife) // no tick ran: the next order finds both leases expired
-	a := take(t, s, 1)
-	s.Confirm(Taken{OrderID: a.OrderID, ProductID: "product-1"})
-	assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:grant+settle:2"}, rec.calls(), "a fresh lease, carrying both expired ones' settlements")
-	assert.Equal(t, 985, stockLeft(t, inv), "5 units sold from the first lease, the rest of it and all of the second back, a third lease of 10 taken")
+		assert.Equal(t, []string{"lease:grant", "lease:grant", "lease:grant+settle:2"}, rec.calls(), "a fresh lease, carrying both expired ones' settlements")
+		assert.Equal(t, 985, stockLeft(t, inv), "5 units sold from the first lease, the rest of it and all of the second back, a third lease of 10 taken")
+	})
 }
 
 func TestLeaseStockTakesOrderByOrderWhenTheInventoryWillNotLease(t *testing.T) {
