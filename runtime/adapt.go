@@ -15,8 +15,9 @@ const contentTypeJSON = "application/json"
 // empty body leaves In zero); if *In implements RequestBinder it then binds
 // path values, query and headers; if In implements Validator it is checked.
 // A decode, bind or validation failure answers 400 without calling fn. The
-// result is encoded as JSON with status 200.
-func Invoke[In, Out any](app *App, pattern string, fn func(context.Context, In) (Out, error)) {
+// result is encoded as JSON with status 200. The route is Public unless
+// access says Internal: only the deployment's own functions may call it.
+func Invoke[In, Out any](app *App, pattern string, fn func(context.Context, In) (Out, error), access ...Access) {
 	app.Handle(pattern, HandlerFunc(func(ctx context.Context, m *Message) Reply {
 		in, err := decodeInput[In](m)
 		if err != nil {
@@ -31,7 +32,7 @@ func Invoke[In, Out any](app *App, pattern string, fn func(context.Context, In) 
 			return Reply{Err: fmt.Errorf("encode %T answer: %w", out, err)}
 		}
 		return Reply{Body: body, ContentType: contentTypeJSON}
-	}))
+	}), access...)
 }
 
 // Topic registers fn for the subscription sub. The event's data is decoded

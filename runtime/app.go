@@ -17,6 +17,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Middleware wraps every registered handler, outermost first.
 	Middleware []Middleware
+	// InternalToken is the credential Internal routes require in the
+	// InternalTokenHeader. Empty, Internal routes refuse every call.
+	InternalToken string
 }
 
 // Subscription is a programmatic pub/sub subscription, as served on
@@ -88,6 +91,7 @@ type topicEntry struct {
 type App struct {
 	log        *slog.Logger
 	middleware []Middleware
+	internal   string // Options.InternalToken
 	routes     []*route
 	topics     []topicEntry
 	bindings   map[string]Handler
@@ -101,7 +105,7 @@ func New(opts Options) *App {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &App{log: log, middleware: opts.Middleware, bindings: map[string]Handler{}}
+	return &App{log: log, middleware: opts.Middleware, internal: opts.InternalToken, bindings: map[string]Handler{}}
 }
 
 // Logger returns the App's logger.
@@ -119,14 +123,25 @@ func (a *App) wrap(h Handler) Handler {
 }
 
 // Handle registers h for invocations matching pattern, "METHOD /path" with
-// {name} wildcards: "GET /orders/{id}". Most callers use the typed Invoke.
-func (a *App) Handle(pattern string, h Handler) {
+// {name} wildcards: "GET /orders/{id}". The route is Public unless access
+// says Internal. Most callers use the typed Invoke.
+func (a *App) Handle(pattern string, h Handler, access ...Access) {
 	method, segs, err := parsePattern(pattern)
 	if err != nil {
 		a.errs = append(a.errs, err)
 		return
 	}
-	r := &route{method: method, segments: segs, pattern: pattern, handler: a.wrap(h)}
+	acc := Public
+	if len(access) > 1 {
+		a.errs = append(a.errs, fmt.Errorf("route %q: one access level, got %d", pattern, len(access)))
+		return
+	} else if len(access) == 1 {
+		acc = access[0]
+	}
+	if acc == Internal {
+		h = internalOnly(h, a.internal, pattern)
+	}
+	r := &route{method: method, segments: segs, pattern: pattern, access: acc, handler: a.wrap(h)}
 	for _, o := range a.routes {
 		if o.overlaps(r) {
 			a.errs = append(a.errs, fmt.Errorf("route %q overlaps %q: give them distinct paths", pattern, o.pattern))
@@ -230,6 +245,22 @@ func (a *App) Requires(cs ...Component) {
 
 // Components returns the components the App's functions need.
 func (a *App) Components() []Component { return slices.Clone(a.components) }
+
+// Routes lists the App's invocation routes with who may call each, in
+// registration order.
+func (a *App) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(a.routes))
+	for i, r := range a.routes {
+		out[i] = RouteInfo{Pattern: r.pattern, Access: r.access}
+	}
+	return out
+}
+
+// RouteInfo describes one registered invocation route.
+type RouteInfo struct {
+	Pattern string // "POST /lease"
+	Access  Access
+}
 
 // Subscriptions returns the App's topic subscriptions.
 func (a *App) Subscriptions() []Subscription {

@@ -65,6 +65,12 @@ func NotFound(code, format string, args ...any) *Error {
 	return &Error{Outcome: Drop, Status: http.StatusNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Forbidden reports a caller that may not make this call: 403 for
+// invocations, DROP for events.
+func Forbidden(code, format string, args ...any) *Error {
+	return &Error{Outcome: Drop, Status: http.StatusForbidden, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
 // Conflict reports a request that clashes with the current state: 409, DROP.
 func Conflict(code, format string, args ...any) *Error {
 	return &Error{Outcome: Drop, Status: http.StatusConflict, Code: code, Message: fmt.Sprintf(format, args...)}

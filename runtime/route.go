@@ -10,6 +10,7 @@ type route struct {
 	method   string
 	segments []string // "{name}" marks a wildcard
 	pattern  string
+	access   Access
 	handler  Handler
 }
 

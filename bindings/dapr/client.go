@@ -31,15 +31,20 @@ type Config struct {
 	StateStore string
 	// CallTimeout bounds calls whose context has no deadline (default 10 s).
 	CallTimeout time.Duration
+	// InternalToken, when set, goes with every service invocation as
+	// runtime.InternalTokenHeader, so the called app's Internal routes
+	// answer (INTERNAL_TOKEN).
+	InternalToken string
 }
 
 // Client talks to one sidecar. It implements bindings.StateStore,
 // bindings.Publisher, bindings.OutputBinding, bindings.Invoker and
 // bindings.Components, and is safe for concurrent use.
 type Client struct {
-	sdk   daprc.Client
-	conn  *grpc.ClientConn
-	store string
+	sdk      daprc.Client
+	conn     *grpc.ClientConn
+	store    string
+	internal string // Config.InternalToken
 }
 
 var (
@@ -77,7 +82,7 @@ func New(cfg Config) (*Client, error) {
 	// The go-sdk client sends no token over a connection it did not dial:
 	// outgoing adds it to every call.
 	sdk := daprc.NewClientWithConnection(conn)
-	return &Client{sdk: sdk, conn: conn, store: cfg.StateStore}, nil
+	return &Client{sdk: sdk, conn: conn, store: cfg.StateStore, internal: cfg.InternalToken}, nil
 }
 
 // Close closes the connection to the sidecar.
@@ -86,7 +91,7 @@ func (c *Client) Close() error { return c.conn.Close() }
 // WithStateStore returns a Client over the same connection whose state
 // calls go to the state component name. Closing either closes both.
 func (c *Client) WithStateStore(name string) *Client {
-	return &Client{sdk: c.sdk, conn: c.conn, store: name}
+	return &Client{sdk: c.sdk, conn: c.conn, store: name, internal: c.internal}
 }
 
 // outgoing bounds calls without a deadline, sends the API token and
@@ -241,8 +246,13 @@ func (c *Client) InvokeBinding(ctx context.Context, name, operation string, data
 
 // Invoke implements bindings.Invoker. A non-2xx answer of the target app
 // comes back from daprd as a gRPC status carrying the HTTP code; it is
-// returned as *bindings.InvokeError with that code.
+// returned as *bindings.InvokeError with that code. The internal credential,
+// when configured, travels as gRPC metadata, which daprd hands the called
+// app as a header (HTTP) or metadata (gRPC).
 func (c *Client) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
+	if c.internal != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, runtime.InternalTokenHeader, c.internal)
+	}
 	out, err := c.sdk.InvokeMethodWithContent(ctx, appID, method, verb, &daprc.DataContent{Data: body, ContentType: "application/json"})
 	if err == nil {
 		return out, nil

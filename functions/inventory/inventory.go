@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/internal/workers"
 	"github.com/daprfn/shop/runtime"
 )
@@ -38,52 +39,17 @@ type Hold struct {
 
 // OrderLookup finds a stored order: the truth a hold or a lease whose
 // order-service went silent is settled by.
-type OrderLookup interface {
-	LookupOrder(ctx context.Context, orderID string) (StoredOrder, error)
-}
+type OrderLookup = orderevent.Lookup
 
-// StoredOrder is what the inventory needs of a stored order.
-type StoredOrder struct {
-	Found     bool // false: no order has the id
-	ProductID string
-	Quantity  int
-}
+// StoredOrder is what the order function says of an order id.
+type StoredOrder = orderevent.Stored
 
 // OrderLookupFunc is an OrderLookup from a function.
-type OrderLookupFunc func(ctx context.Context, orderID string) (StoredOrder, error)
-
-// LookupOrder implements OrderLookup.
-func (f OrderLookupFunc) LookupOrder(ctx context.Context, orderID string) (StoredOrder, error) {
-	return f(ctx, orderID)
-}
+type OrderLookupFunc = orderevent.LookupFunc
 
 // InvokeOrders is OrderLookup over service invocation of the order app:
 // GET /orders/{id} answering 200 with the order, or 404.
-type InvokeOrders struct {
-	Invoker bindings.Invoker
-	AppID   string // e.g. "order-service"
-}
-
-// LookupOrder implements OrderLookup.
-func (o InvokeOrders) LookupOrder(ctx context.Context, orderID string) (StoredOrder, error) {
-	out, err := o.Invoker.Invoke(ctx, o.AppID, "GET", "orders/"+orderID, nil)
-	var ie *bindings.InvokeError
-	switch {
-	case err == nil:
-	case errors.As(err, &ie) && ie.Status == 404:
-		return StoredOrder{}, nil
-	default:
-		return StoredOrder{}, err
-	}
-	var got struct {
-		ProductID string `json:"productId"`
-		Quantity  int    `json:"quantity"`
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		return StoredOrder{}, fmt.Errorf("%s answered GET /orders/%s with %q: %w", o.AppID, orderID, out, err)
-	}
-	return StoredOrder{Found: true, ProductID: got.ProductID, Quantity: got.Quantity}, nil
-}
+type InvokeOrders = orderevent.InvokeLookup
 
 // Item is a catalog entry: the product and its initial (and default
 // restock) stock.
@@ -185,9 +151,11 @@ func New(store bindings.StateStore, cfg Config) (*Service, error) {
 func Key(productID string) string { return "stock-" + productID }
 
 // CheckRequest is the body of POST /check: the seed's contract plus an
-// optional order id. With an order id the stock is held for that order until
-// it is confirmed or settled, and asking again for the same order takes
-// nothing twice.
+// optional order id. The stock taken is held for the order until it is
+// confirmed or settled, and asking again for the same order takes nothing
+// twice. A check without an order id (the seed's order-service sends none)
+// is held under an id of its own, which no order can confirm: the hold
+// sweep gives it back after the hold's TTL.
 type CheckRequest struct {
 	ProductID string `json:"productId"`
 	Quantity  int    `json:"quantity"`
@@ -237,14 +205,25 @@ type CheckResponse struct {
 	RemainingStock int    `json:"remainingStock"`
 }
 
+// UnclaimedCheckPrefix starts the id a check without an order id is held
+// under. No order has such an id, so the hold sweep gives the stock back
+// once the hold is older than the TTL, without asking the order function.
+const UnclaimedCheckPrefix = "check-"
+
 // ErrProductNotFound is the seed's 404 for an unknown product.
 var ErrProductNotFound = runtime.NotFound("product_not_found", "Product not found")
 
 // Check takes Quantity from the product's stock when there is enough and
-// says whether it did, as the seed does; an unknown product is a 404. With
-// an order id the taken stock is held for the order, and a repeated check of
-// the same order answers as the first did without taking more.
+// says whether it did, as the seed does; an unknown product is a 404. The
+// taken stock is held for the order, and a repeated check of the same order
+// answers as the first did without taking more. A check without an order id
+// is held as an unclaimed check (UnclaimedCheckPrefix), so that a caller who
+// only ever checks, from the public sidecar or a swapped-in seed
+// order-service, takes stock for HOLD_TTL at most, not for good.
 func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, error) {
+	if in.OrderID == "" {
+		in.OrderID = UnclaimedCheckPrefix + strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+	}
 	var out CheckResponse
 	err := s.update(ctx, in.ProductID, func(p *Product) bool {
 		var took bool
@@ -483,6 +462,10 @@ func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{
 		exists := map[string]bool{}
 		for id, h := range p.Holds {
 			if h.At.After(cutoff) {
+				continue
+			}
+			if strings.HasPrefix(id, UnclaimedCheckPrefix) {
+				exists[id] = false
 				continue
 			}
 			o, err := s.orders.LookupOrder(ctx, id)

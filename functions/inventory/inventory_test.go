@@ -291,3 +291,39 @@ func TestReserveRequestValidation(t *testing.T) {
 		}
 	}
 }
+
+// The seed's /check takes stock with no order id. Taken for good, a caller
+// who only ever checks (through the public sidecar, or a swapped-in seed
+// order-service) could empty the shop; held as an unclaimed check, the stock
+// comes back once the hold is older than the TTL, without asking the order
+// function about an order that cannot exist.
+func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
+	ctx := context.Background()
+	store := memory.NewStore()
+	svc, err := New(store, Config{Orders: lookup{}, HoldTTL: time.Minute}) // every lookup fails
+	require.NoError(t, err)
+	now := time.Now()
+	svc.now = func() time.Time { return now }
+	for range 2 {
+		out, err := svc.Check(ctx, CheckRequest{ProductID: "product-1", Quantity: 5})
+		require.NoError(t, err)
+		assert.True(t, out.Available, "the seed's answer is unchanged")
+	}
+	assert.Equal(t, 0, stockOf(t, svc, "product-1"), "each check takes its five, as the seed's does")
+	out, err := svc.Check(ctx, CheckRequest{ProductID: "product-1", Quantity: 1})
+	require.NoError(t, err)
+	assert.False(t, out.Available)
+
+	svc.now = func() time.Time { return now.Add(59 * time.Second) }
+	require.NoError(t, svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 0, stockOf(t, svc, "product-1"), "held until the TTL")
+
+	svc.now = func() time.Time { return now.Add(61 * time.Second) }
+	require.NoError(t, svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{}), "no order is looked up for an unclaimed check")
+	assert.Equal(t, 10, stockOf(t, svc, "product-1"), "both checks' stock is back")
+	it, err := store.Get(ctx, Key("product-1"))
+	require.NoError(t, err)
+	var p Product
+	require.NoError(t, json.Unmarshal(it.Value, &p))
+	assert.Empty(t, p.Holds)
+}

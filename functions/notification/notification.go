@@ -7,37 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/bindings/email"
+	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/runtime"
 )
 
 // OrderEvent is the order event as the seed publishes it; events from the
 // seed's Node order-service decode the same way.
-type OrderEvent struct {
-	OrderID       string `json:"orderId"`
-	CustomerEmail string `json:"customerEmail"`
-	ProductID     string `json:"productId"`
-	Quantity      int    `json:"quantity"`
-}
-
-// Validate implements runtime.Validator: events without an order id or a
-// recipient cannot be processed and are dropped.
-func (e OrderEvent) Validate() error {
-	switch {
-	case strings.TrimSpace(e.OrderID) == "":
-		return runtime.Invalid("invalid_event", "order event without orderId")
-	case !runtime.SafeID(e.OrderID):
-		return runtime.Invalid("invalid_event", "order event with an orderId that is not 1 to 200 letters, digits, '-', '_' or '.'")
-	case !strings.Contains(e.CustomerEmail, "@"):
-		return runtime.Invalid("invalid_event", "order event %s without a customerEmail", e.OrderID)
-	}
-	return nil
-}
+type OrderEvent = orderevent.Event
 
 // Mailer sends one email.
 type Mailer interface {
@@ -62,6 +43,59 @@ type Service struct {
 
 	sweeping sync.Mutex // held by the running SendUnsent
 	replica  string     // this process's id in the claims on kept events
+
+	checking bool              // CheckEvents was called
+	key      []byte            // the order function's signing key
+	orders   orderevent.Lookup // for events without a valid signature
+}
+
+// CheckEvents makes the function check every order event against what it
+// claims before emailing anybody, since anyone who can publish to the topic
+// (a sidecar's publish API is open to CloudEvents posted by hand) could
+// otherwise have the shop email any address. An event signed under key is
+// the order function's own and is sent without a round trip. Any other (the
+// seed's order-service signs nothing) is sent only if orders knows its order
+// with the same recipient, product and quantity. An event that fails the
+// check is recorded under RefusedKey and acknowledged, never emailed.
+// Call it before serving; without it every valid event is emailed.
+func (s *Service) CheckEvents(key []byte, orders orderevent.Lookup) {
+	s.checking, s.key, s.orders = true, key, orders
+}
+
+// RefusedKey is the state key under which an order event that failed the
+// check is recorded.
+func RefusedKey(eventID string) string { return "refused-" + eventID }
+
+// genuine reports whether o is an order the order function stored, with
+// the reason when it is not; err is a failed lookup, worth retrying.
+func (s *Service) genuine(ctx context.Context, o OrderEvent) (ok bool, reason string, err error) {
+	if o.SignedBy(s.key) {
+		return true, "", nil
+	}
+	if s.orders == nil {
+		return false, "not signed by the order function", nil
+	}
+	st, err := s.orders.LookupOrder(ctx, o.OrderID)
+	switch {
+	case err != nil:
+		return false, "", fmt.Errorf("look up order %s: %w", o.OrderID, err)
+	case !st.Found:
+		return false, "no order has this id", nil
+	case !o.Matches(st.CustomerEmail, st.ProductID, st.Quantity):
+		return false, "the stored order has another recipient, product or quantity", nil
+	}
+	return true, "", nil
+}
+
+// refuse records an event that failed the check, for an operator to read.
+func (s *Service) refuse(ctx context.Context, ev runtime.Event[OrderEvent], reason string) error {
+	rec, _ := json.Marshal(map[string]any{"id": ev.ID, "source": ev.Source, "type": ev.Type, "orderId": ev.Data.OrderID,
+		"customerEmail": ev.Data.CustomerEmail, "reason": reason, "at": time.Now().UTC()})
+	if err := s.store.Save(ctx, RefusedKey(ev.ID), rec, ""); err != nil && !errors.Is(err, bindings.ErrConflict) {
+		return runtime.RetryLater(fmt.Errorf("record refused event %s: %w", ev.ID, err))
+	}
+	s.log.Warn("order event refused: not emailed", "event", ev.ID, "source", ev.Source, "order", ev.Data.OrderID, "reason", reason)
+	return nil
 }
 
 // New returns the notification function; from is the sender address.
@@ -83,9 +117,19 @@ type sentRecord struct {
 	SentAt  time.Time `json:"sentAt"`
 }
 
-// Send emails the confirmation of ev's order unless it was already sent.
+// Send emails the confirmation of ev's order unless it was already sent,
+// once the event passed the check CheckEvents configures.
 func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error {
 	o := ev.Data
+	if s.checking {
+		ok, reason, err := s.genuine(ctx, o)
+		if err != nil {
+			return runtime.RetryLater(err)
+		}
+		if !ok {
+			return s.refuse(ctx, ev, reason)
+		}
+	}
 	if im, ok := s.mail.(IdempotentMailer); ok {
 		if idem, err := im.Idempotent(ctx); err == nil && idem {
 			if err := s.mail.Send(ctx, Render(o, s.from)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/daprfn/shop/bindings"
+	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/runtime"
 )
 
@@ -31,15 +32,11 @@ type Order struct {
 	CreatedAt     time.Time `json:"createdAt"`
 }
 
-// Event is the order event published to the orders topic (the seed's shape).
-type Event struct {
-	OrderID       string `json:"orderId"`
-	CustomerEmail string `json:"customerEmail"`
-	ProductID     string `json:"productId"`
-	Quantity      int    `json:"quantity"`
-}
+// Event is the order event published to the orders topic (the seed's shape,
+// signed by the outbox when it has a key).
+type Event = orderevent.Event
 
-// EventOf returns o's event.
+// EventOf returns o's event, unsigned.
 func EventOf(o Order) Event {
 	return Event{OrderID: o.ID, CustomerEmail: o.CustomerEmail, ProductID: o.ProductID, Quantity: o.Quantity}
 }

@@ -39,6 +39,10 @@ type OutboxConfig struct {
 	// that waited so long puts the outbox in deferred mode: the next orders
 	// leave their events to Sweep at once, until a sweep delivers again.
 	DeliveryWait time.Duration
+	// SigningKey signs every event (orderevent.Key of the deployment's
+	// internal credential), so the notification can tell them from events
+	// posted by anybody else; nil publishes them unsigned.
+	SigningKey []byte
 }
 
 // EventType is the CloudEvent type of order events.
@@ -209,7 +213,7 @@ func (ob *Outbox) setDeferred(on bool, cause error) {
 // deliver publishes o's event (its id is the order id, so redelivery is
 // idempotent for consumers) and archives o.
 func (ob *Outbox) deliver(ctx context.Context, o Order) error {
-	ev := bindings.Event{ID: o.ID, Source: ob.cfg.Source, Type: EventType, Subject: o.ID, Data: EventOf(o)}
+	ev := bindings.Event{ID: o.ID, Source: ob.cfg.Source, Type: EventType, Subject: o.ID, Data: EventOf(o).Signed(ob.cfg.SigningKey)}
 	if err := ob.pub.Publish(ctx, ob.cfg.Pubsub, ob.cfg.Topic, ev); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,8 +21,9 @@ type File struct {
 	Common  Common `yaml:"common"`
 	Apps    []App  `yaml:"apps"`
 
-	dir  string // directory of the file: relative paths start here
-	path string
+	dir           string // directory of the file: relative paths start here
+	path          string
+	internalToken string // InternalToken's, once chosen
 }
 
 // Common holds settings shared by every app; an app's own win.
@@ -32,6 +34,7 @@ type Common struct {
 	LogLevel       string            `yaml:"logLevel"`
 	AppProtocol    string            `yaml:"appProtocol"`
 	ConfigFilePath string            `yaml:"configFilePath"`
+	ListenAddress  string            `yaml:"listenAddress"`
 }
 
 // App is one app of the file.
@@ -54,6 +57,31 @@ type App struct {
 	MaxBodySize      string            `yaml:"maxBodySize"`
 	EnableProfiling  bool              `yaml:"enableProfiling"`
 	ProfilePort      int               `yaml:"profilePort"`
+	// ListenAddress is the launcher's own field (not the dapr CLI's): the
+	// address the app and its daprd's API, internal and metrics ports
+	// listen on. Default 127.0.0.1: nothing of a single-host run answers
+	// from another address. 0.0.0.0 (or a host's address) is an explicit
+	// choice for running across hosts.
+	ListenAddress string `yaml:"listenAddress"`
+}
+
+// DefaultListenAddress is where the launcher's apps and sidecars listen
+// unless the run file says otherwise.
+const DefaultListenAddress = "127.0.0.1"
+
+// listenAddress is the address a's processes listen on.
+func (f *File) listenAddress(a App) string {
+	return firstNonEmpty(a.ListenAddress, f.Common.ListenAddress, DefaultListenAddress)
+}
+
+// probeHost is the address the launcher reaches a's sidecar at.
+func (f *File) probeHost(a App) string {
+	switch h := f.listenAddress(a); h {
+	case "0.0.0.0", "::", "[::]":
+		return "127.0.0.1"
+	default:
+		return h
+	}
 }
 
 var (
@@ -153,6 +181,9 @@ func (f *File) check() error {
 		usePort(at+".daprInternalGRPCPort", a.DaprInternalPort)
 		usePort(at+".metricsPort", a.MetricsPort)
 		usePort(at+".profilePort", a.ProfilePort)
+		if la := f.listenAddress(a); la != "0.0.0.0" && net.ParseIP(la) == nil {
+			bad(at+".listenAddress", "%q is not an IP address, e.g. 127.0.0.1 (the default) or 0.0.0.0", la)
+		}
 		if a.EnableProfiling && a.ProfilePort == 0 {
 			bad(at+".profilePort", "required with enableProfiling: daprd's default 7777 would collide between apps")
 		}
@@ -219,8 +250,25 @@ func (f *File) tokens(a App) []string {
 	return out
 }
 
+// InternalToken is the credential every app of one run shares
+// (INTERNAL_TOKEN): the runtime's sidecar client sends it on service
+// invocations and Internal routes require it. It is the file's, when its
+// common env sets one, or a fresh random one per run.
+func (f *File) InternalToken() string {
+	if f.internalToken == "" {
+		f.internalToken = f.Common.Env["INTERNAL_TOKEN"]
+	}
+	if f.internalToken == "" {
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		f.internalToken = hex.EncodeToString(b[:])
+	}
+	return f.internalToken
+}
+
 // env is the app's environment: common, then the app's own, then what the
-// launcher sets as dapr run does.
+// launcher sets as dapr run does, the listen address and the run's
+// internal credential.
 func (f *File) env(a App) []string {
 	m := map[string]string{}
 	for k, v := range f.Common.Env {
@@ -229,6 +277,10 @@ func (f *File) env(a App) []string {
 	for k, v := range a.Env {
 		m[k] = v
 	}
+	if _, ok := m["INTERNAL_TOKEN"]; !ok {
+		m["INTERNAL_TOKEN"] = f.InternalToken()
+	}
+	m["LISTEN_ADDRESS"] = f.listenAddress(a)
 	m["APP_ID"] = a.AppID
 	m["APP_PROTOCOL"] = f.protocol(a)
 	m["DAPR_HTTP_PORT"] = itoa(a.DaprHTTPPort)

@@ -130,8 +130,41 @@ func TestNoExportersConfigOnlyWithoutMetricsPortAndConfig(t *testing.T) {
 	withConfig, err := Load(p)
 	require.NoError(t, err)
 	args = strings.Join(withConfig.daprdArgs(withConfig.Apps[0], "/tmp/no-exporters.yaml"), " ")
-	assert.Contains(t, args, "--config "+filepath.Join(filepath.Dir(p), "my-config.yaml"))
-	assert.NotContains(t, args, "no-exporters.yaml", "the app's own configuration wins")
+	assert.Contains(t, args, "--config /tmp/no-exporters.yaml --config "+filepath.Join(filepath.Dir(p), "my-config.yaml"),
+		"without a metrics port nothing is exported, and the app's own configuration comes last, so it wins where both speak")
+}
+
+func TestEverythingListensOnLoopbackUnlessTheFileSaysOtherwise(t *testing.T) {
+	f, err := Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  metricsPort: 9090", 1)))
+	require.NoError(t, err)
+	args := strings.Join(f.daprdArgs(f.Apps[0], ""), " ")
+	assert.Contains(t, args, "--dapr-listen-addresses 127.0.0.1")
+	assert.Contains(t, args, "--dapr-internal-grpc-listen-address 127.0.0.1")
+	assert.Contains(t, args, "--metrics-listen-address 127.0.0.1")
+	assert.Contains(t, daprdEnv("", f.listenAddress(f.Apps[0]), nil), "DAPR_HOST_IP=127.0.0.1", "name resolution announces where the internal port listens")
+	assert.Contains(t, f.env(f.Apps[0]), "LISTEN_ADDRESS=127.0.0.1", "the app listens on loopback too")
+
+	open, err := Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  listenAddress: 0.0.0.0", 1)))
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(open.daprdArgs(open.Apps[0], ""), " "), "--dapr-listen-addresses 0.0.0.0")
+	assert.NotContains(t, strings.Join(daprdEnv("", "0.0.0.0", nil), " "), "DAPR_HOST_IP=0.0.0.0", "daprd finds its own address to announce")
+
+	_, err = Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  listenAddress: localhost", 1)))
+	require.ErrorContains(t, err, "listenAddress")
+}
+
+func TestEveryAppOfARunSharesOneInternalToken(t *testing.T) {
+	f, err := Load(writeFile(t, valid))
+	require.NoError(t, err)
+	token := f.InternalToken()
+	require.Len(t, token, 64)
+	assert.Equal(t, token, f.InternalToken(), "chosen once per run")
+	for _, a := range f.Apps {
+		assert.Contains(t, f.env(a), "INTERNAL_TOKEN="+token)
+	}
+	g, err := Load(writeFile(t, valid))
+	require.NoError(t, err)
+	assert.NotEqual(t, token, g.InternalToken(), "each run draws its own")
 }
 
 func TestDaprdGetsItsOwnGOGC(t *testing.T) {
@@ -145,8 +178,8 @@ func TestDaprdGetsItsOwnGOGC(t *testing.T) {
 		}
 		return out
 	}
-	env := daprdEnv("", []string{"APP_API_TOKEN=t"})
+	env := daprdEnv("", "127.0.0.1", []string{"APP_API_TOKEN=t"})
 	assert.Equal(t, []string{"GOGC=" + DefaultDaprdGOGC}, gogc(env), "the default, once, in place of the launcher's")
 	assert.Equal(t, "APP_API_TOKEN=t", env[len(env)-1])
-	assert.Equal(t, []string{"GOGC=100"}, gogc(daprdEnv("100", nil)), "DaprdGOGC wins")
+	assert.Equal(t, []string{"GOGC=100"}, gogc(daprdEnv("100", "127.0.0.1", nil)), "DaprdGOGC wins")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,13 +43,22 @@ type Options struct {
 const DefaultDaprdGOGC = "200"
 
 // daprdEnv is a daprd's environment: the launcher's, with GOGC set to gogc
-// (DefaultDaprdGOGC when empty), and the app's tokens.
-func daprdEnv(gogc string, tokens []string) []string {
+// (DefaultDaprdGOGC when empty), the app's tokens and, when the daprd
+// listens on one address, DAPR_HOST_IP set to it: the address daprd
+// announces to name resolution, so other sidecars reach its internal port
+// where it listens.
+func daprdEnv(gogc, hostIP string, tokens []string) []string {
 	if gogc == "" {
 		gogc = DefaultDaprdGOGC
 	}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
-	return append(append(env, "GOGC="+gogc), tokens...)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "DAPR_HOST_IP=")
+	})
+	env = append(env, "GOGC="+gogc)
+	if hostIP != "0.0.0.0" && hostIP != "::" {
+		env = append(env, "DAPR_HOST_IP="+hostIP)
+	}
+	return append(env, tokens...)
 }
 
 type proc struct {
@@ -88,7 +98,7 @@ func Run(ctx context.Context, f *File, o Options) error {
 	}
 	for _, a := range f.Apps {
 		tokens := f.tokens(a)
-		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a, noExporters), daprdEnv(o.DaprdGOGC, tokens), out, exited)
+		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a, noExporters), daprdEnv(o.DaprdGOGC, f.listenAddress(a), tokens), out, exited)
 		if err != nil {
 			stopAll()
 			return err
@@ -176,8 +186,11 @@ func writeNoExportersConfig() (string, error) {
 // daprdArgs is a's daprd command line; noExporters is the path of the
 // Configuration given to a daprd without metricsPort and config file.
 func (f *File) daprdArgs(a App, noExporters string) []string {
+	listen := f.listenAddress(a)
 	args := []string{
 		"--app-id", a.AppID,
+		"--dapr-listen-addresses", listen,
+		"--dapr-internal-grpc-listen-address", listen,
 		"--app-protocol", f.protocol(a),
 		"--dapr-http-port", itoa(a.DaprHTTPPort),
 		"--dapr-grpc-port", itoa(a.DaprGRPCPort),
@@ -192,17 +205,21 @@ func (f *File) daprdArgs(a App, noExporters string) []string {
 		args = append(args, "--app-port", itoa(a.AppPort))
 	}
 	if a.MetricsPort != 0 {
-		args = append(args, "--metrics-port", itoa(a.MetricsPort))
+		args = append(args, "--metrics-port", itoa(a.MetricsPort), "--metrics-listen-address", listen)
 	} else {
 		args = append(args, "--enable-metrics=false")
 	}
 	if a.DaprInternalPort != 0 {
 		args = append(args, "--dapr-internal-grpc-port", itoa(a.DaprInternalPort))
 	}
+	// daprd applies its --config files in order, each over the last: the
+	// file's own Configuration (its API allowlist, tracing) wins over the
+	// no-exporters defaults.
+	if a.MetricsPort == 0 && noExporters != "" {
+		args = append(args, "--config", noExporters)
+	}
 	if cfg := firstNonEmpty(a.ConfigFilePath, f.Common.ConfigFilePath); cfg != "" {
 		args = append(args, "--config", f.abs(cfg))
-	} else if a.MetricsPort == 0 && noExporters != "" {
-		args = append(args, "--config", noExporters)
 	}
 	if a.EnableAPILogging {
 		args = append(args, "--enable-api-logging")
@@ -277,7 +294,7 @@ func waitHealthy(ctx context.Context, f *File, timeout time.Duration) error {
 	errs := make([]error, len(f.Apps))
 	for i, a := range f.Apps {
 		wg.Go(func() {
-			url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort)
+			url := fmt.Sprintf("http://%s/v1.0/healthz", net.JoinHostPort(f.probeHost(a), itoa(a.DaprHTTPPort)))
 			for {
 				resp, err := http.Get(url)
 				if err == nil {

@@ -23,6 +23,10 @@ type Sidecar struct {
 	State    *memory.Store
 	Pub      *memory.Publisher
 	Bindings *memory.Bindings
+	// InternalToken, when set, goes with every call Invoke makes as
+	// runtime.InternalTokenHeader, as the shop's sidecar client sends it;
+	// Do sends only the headers it is given, as an outside caller would.
+	InternalToken string
 
 	mu         sync.Mutex
 	apps       map[string]*served
@@ -93,7 +97,12 @@ func (s *Sidecar) Do(ctx context.Context, appID, verb, path string, body []byte,
 
 // Invoke implements bindings.Invoker against the apps served here.
 func (s *Sidecar) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
-	resp := s.Do(ctx, appID, verb, method, body, nil)
+	var h http.Header
+	if s.InternalToken != "" {
+		h = http.Header{}
+		h.Set(runtime.InternalTokenHeader, s.InternalToken)
+	}
+	resp := s.Do(ctx, appID, verb, method, body, h)
 	out, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, &bindings.InvokeError{AppID: appID, Method: method, Status: resp.StatusCode, Body: string(out)}

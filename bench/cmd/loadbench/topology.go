@@ -86,11 +86,22 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		`value: "file:data/notification.db?`: `value: "file:` + filepath.Join(data, "notification.db") + `?`,
 		// Saturation needs room for many events in flight.
 		`value: "100"`: `value: "1000"`}
+	// The shop's sidecars run with the API allowlists they ship with
+	// (deploy/config), as its run files start them.
+	shopConfig := func(id string) string {
+		if name == "embedded" {
+			id = "embedded"
+		}
+		return filepath.Join(o.repo, "deploy", "config", id+".yaml")
+	}
 	var run strings.Builder
 	run.WriteString("version: 1\ncommon:\n  logLevel: warn\n  resourcesPath: ./components\napps:\n")
 	app := func(id string, appPort, httpPort, grpcPort int, protocol string, command []string, env map[string]string) {
 		fmt.Fprintf(&run, "- appID: %s\n  appDirPath: %s\n  appPort: %d\n  daprHTTPPort: %d\n  daprGRPCPort: %d\n  appProtocol: %s\n  command: [%s]\n",
 			id, o.repo, appPort, httpPort, grpcPort, protocol, quoteAll(command))
+		if command[0] == o.shop {
+			fmt.Fprintf(&run, "  configFilePath: %s\n", shopConfig(id))
+		}
 		if asDaprRun {
 			metricsPort++
 			fmt.Fprintf(&run, "  metricsPort: %d\n", metricsPort)
