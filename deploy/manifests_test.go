@@ -150,6 +150,9 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 				env[e.Name] = e.Value
 			}
 			assert.Equal(t, app.Env["FUNCTIONS"], env["FUNCTIONS"])
+			assert.Equal(t, "0.0.0.0", env["LISTEN_ADDRESS"], "the kubelet probes the app from the pod's address")
+			assert.Contains(t, env, "INTERNAL_TOKEN", "internal routes and event signatures need the deployment's credential")
+			assert.Equal(t, "[::1],127.0.0.1", ann["dapr.io/sidecar-listen-addresses"], "the sidecar's API answers on loopback only")
 			assert.Equal(t, itoa(app.AppPort), env["APP_PORT"])
 			assert.Equal(t, proto, env["APP_PROTOCOL"])
 			require.NotEmpty(t, c.Ports)
@@ -306,4 +309,69 @@ func checkNoInlineSecret(t *testing.T, d doc, secretish []string) int {
 		}
 	}
 	return checked
+}
+
+// apiSpec is a Configuration's spec.api.
+type apiSpec struct {
+	API struct {
+		Allowed []struct {
+			Name     string `yaml:"name"`
+			Version  string `yaml:"version"`
+			Protocol string `yaml:"protocol"`
+		} `yaml:"allowed"`
+		Denied []any `yaml:"denied"`
+	} `yaml:"api"`
+}
+
+func allowlist(t *testing.T, d doc) []string {
+	t.Helper()
+	spec := decodeSpec[apiSpec](t, d)
+	var out []string
+	for _, a := range spec.API.Allowed {
+		out = append(out, a.Protocol+" "+a.Version+" "+a.Name)
+	}
+	return out
+}
+
+// Every sidecar, in every run file and in Kubernetes, runs with an API
+// allowlist: over HTTP only invocation, health and publishing (the seed's
+// contract and CloudEvents posted through the sidecar); over gRPC what its
+// app uses. The run files' and the manifests' lists are the same.
+func TestEverySidecarHasAnAPIAllowlist(t *testing.T) {
+	httpAPIs := []string{"http v1.0 invoke", "http v1.0 healthz", "http v1.0 publish"}
+	k8s := map[string]doc{}
+	for _, d := range readDocs(t, "k8s/*.yaml") {
+		if d.Kind == "Configuration" {
+			k8s[d.Metadata.Name] = d
+		}
+	}
+	runFiles, err := filepath.Glob("dapr*.yaml")
+	require.NoError(t, err)
+	require.Len(t, runFiles, 4)
+	for _, file := range runFiles {
+		run, err := launch.Load(file)
+		require.NoError(t, err)
+		for _, app := range run.Apps {
+			require.NotEmpty(t, app.ConfigFilePath, "%s: %s names its sidecar's Configuration", file, app.AppID)
+			docs := readDocs(t, app.ConfigFilePath)
+			require.Len(t, docs, 1)
+			require.Equal(t, "Configuration", docs[0].Kind)
+			got := allowlist(t, docs[0])
+			var over []string
+			for _, a := range got {
+				if strings.HasPrefix(a, "http ") {
+					over = append(over, a)
+				}
+			}
+			assert.ElementsMatch(t, httpAPIs, over, "%s: %s: over HTTP the seed's contract, health and publishing only", file, app.AppID)
+			assert.Empty(t, decodeSpec[apiSpec](t, docs[0]).API.Denied, "an allowlist, not a denylist")
+			if strings.Contains(app.Env["FUNCTIONS"], ",") {
+				continue // the embedded app: no Deployment of its own
+			}
+			kd, ok := k8s[app.AppID]
+			if assert.True(t, ok, "deploy/k8s has a Configuration %s", app.AppID) {
+				assert.Equal(t, got, allowlist(t, kd), "%s: the manifests' allowlist is the run file's", app.AppID)
+			}
+		}
+	}
 }
