@@ -43,7 +43,7 @@ func envOr(k, def string) string {
 func banner(f *launch.File) {
 	var b strings.Builder
 	b.WriteString("\nThe shop is up.\n")
-	var orderApp *launch.App
+	var orderApp, inventoryApp *launch.App
 	for i, a := range f.Apps {
 		fns := a.Env["FUNCTIONS"]
 		if fns == "" {
@@ -56,6 +56,9 @@ func banner(f *launch.File) {
 		if orderApp == nil && slices.Contains(strings.Split(fns, ","), "order") {
 			orderApp = &f.Apps[i]
 		}
+		if inventoryApp == nil && slices.Contains(strings.Split(fns, ","), "inventory") {
+			inventoryApp = &f.Apps[i]
+		}
 	}
 	if a := orderApp; a != nil {
 		fmt.Fprintf(&b, "\nCreate an order (the seed's curl line):\n"+
@@ -64,6 +67,9 @@ func banner(f *launch.File) {
 			"    -d '{\"productId\": \"product-1\", \"quantity\": 2, \"customerEmail\": \"customer@example.com\"}'\n"+
 			"Check order status:\n  curl http://localhost:%d/v1.0/invoke/%s/method/orders/[ORDER_ID]\n",
 			a.DaprHTTPPort, a.AppID, a.DaprHTTPPort, a.AppID)
+	}
+	if a := inventoryApp; a != nil {
+		fmt.Fprintf(&b, "Stock:\n  curl http://localhost:%d/v1.0/invoke/%s/method/inventory\n", a.DaprHTTPPort, a.AppID)
 	}
 	b.WriteString("\nCtrl-C stops everything.\n\n")
 	fmt.Print(b.String())

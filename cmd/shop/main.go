@@ -5,6 +5,7 @@
 //	shop [serve]                 serve the functions named by FUNCTIONS
 //	shop run -f deploy/dapr.yaml start every app of the file with its daprd
 //	shop env                     list the environment variables
+//	shop env markdown            the same as the Markdown table of docs/configuration.md
 package main
 
 import (
@@ -30,6 +31,7 @@ import (
 	"github.com/daprfn/shop/functions/inventory"
 	"github.com/daprfn/shop/functions/notification"
 	"github.com/daprfn/shop/functions/order"
+	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/internal/procdefaults"
 	"github.com/daprfn/shop/runtime"
 	daprrt "github.com/daprfn/shop/runtime/dapr"
@@ -45,7 +47,14 @@ func main() {
 	case "run":
 		err = runFile(ctx, os.Args[2:])
 	case "env":
-		err = envconfig.Usage("", &Config{})
+		switch mode := arg(2); mode {
+		case "":
+			err = envconfig.Usage("", &Config{})
+		case "markdown", "-markdown":
+			_, err = fmt.Print(envMarkdown())
+		default:
+			err = fmt.Errorf("env %s: want no argument (a plain list) or markdown (the table of docs/configuration.md)", mode)
+		}
 	default:
 		err = fmt.Errorf("unknown command %q: want serve, run or env", cmd)
 	}
@@ -77,16 +86,20 @@ func serve(ctx context.Context) error {
 		go servePprof(cfg.PprofAddr, log)
 	}
 	sidecar, err := dapr.New(dapr.Config{
-		Address:    net.JoinHostPort(cfg.DaprHost, strconv.Itoa(cfg.DaprGRPCPort)),
-		APIToken:   cfg.DaprAPIToken,
-		StateStore: cfg.StateStore,
+		Address:       net.JoinHostPort(cfg.DaprHost, strconv.Itoa(cfg.DaprGRPCPort)),
+		APIToken:      cfg.DaprAPIToken,
+		StateStore:    cfg.StateStore,
+		InternalToken: cfg.InternalToken,
 	})
 	if err != nil {
 		return err
 	}
 	defer sidecar.Close()
 
-	app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
+	app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes), InternalToken: cfg.InternalToken})
+	if cfg.InternalToken == "" {
+		log.Warn("INTERNAL_TOKEN is not set: internal routes refuse every call and order events go unsigned")
+	}
 	wired, err := register(app, cfg, sidecarPorts(sidecar, cfg.NotificationStore), log)
 	if err != nil {
 		return err
@@ -94,7 +107,7 @@ func serve(ctx context.Context) error {
 	defer wired.close()
 	srv, err := daprrt.NewServer(app, daprrt.ServerConfig{
 		Protocol:        daprrt.Protocol(cfg.AppProtocol),
-		Address:         ":" + strconv.Itoa(cfg.AppPort),
+		Address:         net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.AppPort)),
 		HealthAddress:   healthAddress(cfg),
 		AppToken:        cfg.AppAPIToken,
 		MaxBody:         int64(cfg.MaxBodyBytes),
@@ -122,7 +135,7 @@ func healthAddress(cfg Config) string {
 	if cfg.HealthPort == 0 {
 		return ""
 	}
-	return ":" + strconv.Itoa(cfg.HealthPort)
+	return net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.HealthPort))
 }
 
 // wiring is what register leaves for serve: start-up checks and shutdown work.
@@ -183,10 +196,10 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		if err != nil {
 			return w, err
 		}
-		runtime.Invoke(app, "POST /check", inv.Check)
-		runtime.Invoke(app, "POST /reserve", inv.Reserve)
-		runtime.Invoke(app, "POST /confirm", inv.Confirm)
-		runtime.Invoke(app, "POST /lease", inv.Lease)
+		runtime.Invoke(app, "POST /check", inv.Check) // the seed's: its order-service sends no credential
+		runtime.Invoke(app, "POST /reserve", inv.Reserve, runtime.Internal)
+		runtime.Invoke(app, "POST /confirm", inv.Confirm, runtime.Internal)
+		runtime.Invoke(app, "POST /lease", inv.Lease, runtime.Internal)
 		runtime.Invoke(app, "GET /inventory", inv.List)
 		runtime.Binding(app, cfg.RestockBinding, inv.Restock)
 		runtime.Binding(app, cfg.HoldSweepBinding, inv.SweepHolds)
@@ -211,7 +224,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		if err != nil {
 			return w, err
 		}
-		ob, err := order.NewOutbox(p.state, p.pub, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID, RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter, DeliveryWait: cfg.OutboxDeliveryWait}, log)
+		ob, err := order.NewOutbox(p.state, p.pub, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID, RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter, DeliveryWait: cfg.OutboxDeliveryWait, SigningKey: orderevent.Key(cfg.InternalToken)}, log)
 		if err != nil {
 			return w, err
 		}
@@ -221,7 +234,7 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 			return w, err
 		}
 		runtime.Invoke(app, "POST /orders", orders.Create)
-		runtime.Invoke(app, "GET /orders/{id}", orders.Get)
+		runtime.Invoke(app, "GET /orders/{id}", orders.Get) // the seed's "check order status"; the hold sweep reads it too
 		runtime.Binding(app, cfg.SweepBinding, ob.Sweep)
 		app.Requires(state, runtime.Component{Kind: "pubsub", Name: cfg.Pubsub}, runtime.Component{Kind: "bindings", Name: cfg.OrderStoreBinding})
 		w.onReady = append(w.onReady, archive.EnsureSchema)
@@ -237,6 +250,14 @@ func register(app *runtime.App, cfg Config, p ports, log *slog.Logger) (wiring, 
 		if cfg.NotificationBulk > 0 {
 			sub.Bulk = &runtime.BulkDelivery{MaxMessages: cfg.NotificationBulk, MaxAwait: cfg.NotificationBulkAwait}
 		}
+		var lookup orderevent.Lookup = orderevent.InvokeLookup{Invoker: p.invoke, AppID: cfg.OrderAppID}
+		if cfg.serves("order") { // same process: ask the order function, set above
+			lookup = orderevent.LookupFunc(func(ctx context.Context, id string) (orderevent.Stored, error) {
+				o, found, err := orders.Find(ctx, id)
+				return orderevent.Stored{Found: found, ProductID: o.ProductID, Quantity: o.Quantity, CustomerEmail: o.CustomerEmail}, err
+			})
+		}
+		notify.CheckEvents(orderevent.Key(cfg.InternalToken), lookup)
 		runtime.Topic(app, sub, notify.Send)
 		runtime.Topic(app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.DeadLetterTopic, Route: "/deadletter/" + cfg.OrdersTopic}, notify.DeadLetter)
 		runtime.Binding(app, cfg.EmailSweepBinding, notify.SendUnsent)

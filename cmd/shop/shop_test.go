@@ -47,6 +47,7 @@ type testShop struct {
 func newTestShop(t *testing.T, embedded bool, env map[string]string) *testShop {
 	t.Helper()
 	s := &testShop{sc: runtimetest.New(), orderApp: "order-service", inventoryApp: "inventory-service", notificationApp: "notification-service"}
+	s.sc.InternalToken = testInternalToken
 	apps := map[string]string{"order-service": "order", "inventory-service": "inventory", "notification-service": "notification"}
 	if embedded {
 		s.inventoryApp, s.notificationApp = "order-service", "order-service"
@@ -55,13 +56,14 @@ func newTestShop(t *testing.T, embedded bool, env map[string]string) *testShop {
 	for appID, fns := range apps {
 		t.Setenv("FUNCTIONS", fns)
 		t.Setenv("APP_ID", appID)
+		t.Setenv("INTERNAL_TOKEN", testInternalToken)
 		for k, v := range env {
 			t.Setenv(k, v)
 		}
 		cfg, err := loadConfig()
 		require.NoError(t, err)
 		log := slog.New(slog.DiscardHandler)
-		app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes)})
+		app := runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, cfg.MaxBodyBytes), InternalToken: cfg.InternalToken})
 		p := ports{state: s.sc.State, notifyState: s.sc.State, pub: s.sc.Pub, out: s.sc.Bindings, invoke: s.sc, comps: fakeComponents}
 		w, err := register(app, cfg, p, log)
 		require.NoError(t, err)
@@ -73,6 +75,12 @@ func newTestShop(t *testing.T, embedded bool, env map[string]string) *testShop {
 	}
 	return s
 }
+
+// testInternalToken is the internal credential the test shop's apps share.
+const testInternalToken = "test-internal-token"
+
+// internalCall is the header of a call from one of the shop's functions.
+var internalCall = http.Header{http.CanonicalHeaderKey(runtime.InternalTokenHeader): {testInternalToken}}
 
 type answer struct {
 	status int
@@ -294,7 +302,7 @@ func TestTheDistributedOrderServiceLeasesStock(t *testing.T) {
 	// stored from slot 1.
 	g := lease.NewGrant(10)
 	body, _ := json.Marshal(lease.Request{ProductID: "product-1", Grant: &g})
-	a := s.call(t, s.inventoryApp, http.MethodPost, "lease", string(body), nil)
+	a := s.call(t, s.inventoryApp, http.MethodPost, "lease", string(body), internalCall)
 	require.Equal(t, http.StatusOK, a.status, a.body)
 	assert.JSONEq(t, `{"granted":true,"productName":"Laptop","remainingStock":99984,"settled":0}`, a.body)
 	stored := lease.OrderID(g, 1)
@@ -380,8 +388,19 @@ func TestRedeliveredEventSendsOneEmail(t *testing.T) {
 	})
 }
 
+// storeOrder stores an order as an order-service would (the seed's shape),
+// so that an unsigned event naming it passes the notification's check.
+func (s *testShop) storeOrder(t *testing.T, id, email, product string, quantity int) {
+	t.Helper()
+	raw, err := json.Marshal(map[string]any{"id": id, "productId": product, "quantity": quantity, "customerEmail": email, "status": "confirmed"})
+	require.NoError(t, err)
+	require.NoError(t, s.sc.State.Save(context.Background(), id, raw, ""))
+}
+
 func TestSeedPublishedAndHandPostedEventsAreNotified(t *testing.T) {
 	s := newTestShop(t, false, nil)
+	s.storeOrder(t, "order-1700000000000", "seed@example.com", "product-2", 1)
+	s.storeOrder(t, "order-hand", "h@example.com", "product-3", 1)
 	// What the seed's Node order-service publishes: plain JSON, wrapped by daprd.
 	seed := `{"specversion":"1.0","id":"c0ffee","source":"order-service","type":"com.dapr.event.sent","datacontenttype":"application/json",
 		"data":{"orderId":"order-1700000000000","customerEmail":"seed@example.com","productId":"product-2","quantity":1}}`
@@ -392,6 +411,58 @@ func TestSeedPublishedAndHandPostedEventsAreNotified(t *testing.T) {
 		"data_base64":"eyJvcmRlcklkIjoib3JkZXItaGFuZCIsImN1c3RvbWVyRW1haWwiOiJoQGV4YW1wbGUuY29tIiwicHJvZHVjdElkIjoicHJvZHVjdC0zIiwicXVhbnRpdHkiOjF9"}`
 	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders", []byte(hand))
 	assert.Equal(t, 1, s.emails("order-hand"))
+}
+
+// Anyone who can publish to the topic could have the shop email any address
+// it likes; an event that does not match a stored order is refused and
+// recorded, on the orders topic and on its dead-letter topic alike.
+func TestForgedOrderEventsAreRefused(t *testing.T) {
+	for _, embedded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "distributed", true: "embedded"}[embedded], func(t *testing.T) {
+			s := newTestShop(t, embedded, nil)
+			real := orderID(t, s.order(t, seedOrder))
+			require.Equal(t, 1, s.emails(real))
+			for _, c := range []struct{ id, topic, data string }{
+				{"forged-unknown", "orders", `{"orderId":"order-made-up","customerEmail":"victim@example.com","productId":"product-1","quantity":1}`},
+				{"forged-address", "orders", `{"orderId":"` + real + `","customerEmail":"victim@example.com","productId":"product-1","quantity":2}`},
+				{"forged-dead-letter", "orders-deadletter", `{"orderId":"order-made-up-2","customerEmail":"victim@example.com","productId":"product-1","quantity":1}`},
+				{"forged-signature", "orders", `{"orderId":"order-made-up-3","customerEmail":"victim@example.com","productId":"product-1","quantity":1,"signature":"AAAA"}`},
+			} {
+				ce := `{"specversion":"1.0","id":"` + c.id + `","source":"curl","type":"x","datacontenttype":"application/json","data":` + c.data + `}`
+				s.sc.PublishCloudEvent(context.Background(), "pubsub", c.topic, []byte(ce))
+				it, err := s.sc.State.Get(context.Background(), notification.RefusedKey(c.id))
+				require.NoError(t, err)
+				assert.True(t, it.Found, "%s is recorded as refused", c.id)
+			}
+			assert.Len(t, s.sc.Bindings.Calls("email"), 1, "only the real order was emailed")
+			assert.Equal(t, 1, s.emails(real))
+		})
+	}
+}
+
+// Routes only the shop's functions may call refuse a caller without the
+// internal credential, whatever it sends, and change nothing.
+func TestInternalRoutesRefuseCallersWithoutTheCredential(t *testing.T) {
+	s := newTestShop(t, false, nil)
+	before := s.stock(t, "product-1")
+	for _, c := range []struct{ path, body string }{
+		{"lease", `{"productId":"product-1","quantity":5}`},
+		{"reserve", `{"orders":[{"orderId":"order-x","productId":"product-1","quantity":5}]}`},
+		{"confirm", `{"orders":[{"orderId":"order-x","productId":"product-1"}]}`},
+	} {
+		for name, h := range map[string]http.Header{
+			"none":  nil,
+			"wrong": {http.CanonicalHeaderKey(runtime.InternalTokenHeader): {"guess"}},
+		} {
+			a := s.call(t, s.inventoryApp, http.MethodPost, c.path, c.body, h)
+			assert.Equal(t, http.StatusForbidden, a.status, "%s with %s credential: %s", c.path, name, a.body)
+			assert.JSONEq(t, `{"error":"POST /`+c.path+` is internal: only the deployment's own functions may call it","code":"internal_route"}`, a.body)
+		}
+	}
+	assert.Equal(t, before, s.stock(t, "product-1"), "no stock moved")
+	ok := s.call(t, s.inventoryApp, http.MethodPost, "reserve", `{"orders":[{"orderId":"order-x","productId":"product-1","quantity":5}]}`, internalCall)
+	assert.Equal(t, http.StatusOK, ok.status, "the credential opens it: %s", ok.body)
+	assert.Equal(t, before-5, s.stock(t, "product-1"))
 }
 
 func TestMalformedEventIsDeadLettered(t *testing.T) {
@@ -413,6 +484,7 @@ func TestMalformedEventIsDeadLettered(t *testing.T) {
 // valid ones too: those are sent after all.
 func TestValidEventOnTheDeadLetterTopicIsSent(t *testing.T) {
 	s := newTestShop(t, false, nil)
+	s.storeOrder(t, "order-late", "late@example.com", "product-1", 1)
 	ce := `{"specversion":"1.0","id":"order-late","source":"order-service","type":"com.daprfn.order.confirmed","datacontenttype":"application/json","data":{"orderId":"order-late","customerEmail":"late@example.com","productId":"product-1","quantity":1}}`
 	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders-deadletter", []byte(ce))
 	assert.Equal(t, 1, s.emails("order-late"))
@@ -426,6 +498,7 @@ func TestValidEventOnTheDeadLetterTopicIsSent(t *testing.T) {
 // sent, and data the topic drops is recorded.
 func TestDeadLetterDecodesLikeTheOrdersTopic(t *testing.T) {
 	s := newTestShop(t, false, nil)
+	s.storeOrder(t, "order-q", "q@example.com", "", 0)
 	text := `{"specversion":"1.0","id":"order-q","source":"curl","type":"x","datacontenttype":"application/json","data":"{\"orderId\":\"order-q\",\"customerEmail\":\"q@example.com\"}"}`
 	s.sc.PublishCloudEvent(context.Background(), "pubsub", "orders-deadletter", []byte(text))
 	assert.Equal(t, 1, s.emails("order-q"), "an order published as text is sent")

@@ -16,7 +16,7 @@
 // once no Create can still store it.
 //
 // Dapr's own outbox is not used: it delays every event by at least a second
-// and, over pubsub.in-memory, serialises orders at one per second (see
-// ../shared/DAPR-NOTES.md). This outbox costs one transaction per order plus
+// and, over pubsub.in-memory, serialises orders at one per second
+// (docs/guarantees.md). This outbox costs one transaction per order plus
 // batched deletes, and works the same over every state store and broker.
 package order

@@ -38,8 +38,8 @@ type Options struct {
 
 // DefaultDaprdGOGC is the GC target the launcher gives daprd: under load a
 // daprd at Go's default of 100 spends 10-15 % of its CPU marking garbage;
-// at 200 it spends about half that for ~15 MB more RSS (Benchmarks in the
-// README: 13-24 % less daprd CPU per order, each daprd ~135 MB).
+// at 200 it spends about half that for ~15 MB more RSS (bench/changes.md:
+// 13-24 % less daprd CPU per order, each daprd ~135 MB).
 const DefaultDaprdGOGC = "200"
 
 // daprdEnv is a daprd's environment: the launcher's, with GOGC set to gogc

@@ -202,7 +202,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Order and email files (the dev stand-ins for order storage and email) were written to %s, where creating a small file took %.0f µs; in %s it took %.0f µs.\n\n",
 		m.DataDir, m.FileCreateMicros, os.TempDir(), m.TempFileCreateMicros)
 	if len(r.Micro) > 0 {
-		b.WriteString("Runtime dispatch vs a bare go-sdk handler doing the same decode (median of 6, `go test -bench ./runtime/dapr/`):\n\n")
+		b.WriteString("Runtime dispatch vs a bare go-sdk handler doing the same decode (median of 6, `go test -run '^$' -bench . ./runtime/dapr/`):\n\n")
 		b.WriteString("| trigger | runtime ns/op | go-sdk ns/op | time ratio | runtime allocs | go-sdk allocs | alloc ratio |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range r.Micro {
 			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx |\n", x.Benchmark, x.RuntimeNsOp, x.SDKNsOp, x.NsRatio, x.RuntimeAllocs, x.SDKAllocs, x.AllocRatio)

@@ -110,3 +110,9 @@ func TestEveryTopologyIsPlottedInAColourOfItsOwn(t *testing.T) {
 		assert.Equal(t, strings.HasPrefix(name, "seed"), len(st.Dashes) > 0, "%s: the seed's lines are dashed, the others solid", name)
 	}
 }
+
+func TestTheMicroBenchmarkTableNamesACommandThatRunsThem(t *testing.T) {
+	r := &report{Micro: []MicroResult{{Benchmark: "HTTPInvoke", RuntimeNsOp: 1, SDKNsOp: 1}}}
+	assert.Contains(t, r.markdown(), "`go test -run '^$' -bench . ./runtime/dapr/`",
+		"-bench takes a pattern and the package comes last; -run '^$' leaves the tests out")
+}
