@@ -11,10 +11,13 @@ import (
 
 // repoComponents reads the repository's component sets (components/<set>)
 // as they ship, with the app-ids in their scopes renamed to the test's and
-// other values replaced as repl says (e.g. data paths to temp dirs).
+// other values replaced as repl says (e.g. data paths to temp dirs). Every
+// replacement must apply to some file: one that no longer matches what the
+// files say fails the test instead of silently changing nothing.
 func repoComponents(t *testing.T, sets []string, ids map[string]string, repl map[string]string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
+	applied := map[string]bool{}
 	for _, set := range sets {
 		dir := filepath.Join("..", "components", set)
 		entries, err := os.ReadDir(dir)
@@ -27,10 +30,16 @@ func repoComponents(t *testing.T, sets []string, ids map[string]string, repl map
 				s = strings.ReplaceAll(s, "- "+fn+"-service\n", "- "+id+"\n")
 			}
 			for old, n := range repl {
-				s = strings.ReplaceAll(s, old, n)
+				if strings.Contains(s, old) {
+					applied[old] = true
+					s = strings.ReplaceAll(s, old, n)
+				}
 			}
 			out[set+"-"+e.Name()] = s
 		}
+	}
+	for old := range repl {
+		require.True(t, applied[old], "no component of %v contains %q", sets, old)
 	}
 	return out
 }

@@ -17,24 +17,79 @@ import (
 	"github.com/daprfn/shop/internal/daprtest"
 )
 
+// launcher is a running `shop run -f FILE` and what it printed.
+type launcher struct {
+	out  *daprtest.SyncBuffer
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the launcher exited; err is then set
+	err  error
+}
+
+// startLauncher runs the launcher on the run file and waits until it says
+// the shop is up (it says so once every sidecar is healthy). The launcher is
+// killed at the end of the test if it still runs; its output is logged when
+// the test failed.
+func startLauncher(t *testing.T, file string) *launcher {
+	t.Helper()
+	l := &launcher{out: &daprtest.SyncBuffer{}, done: make(chan struct{})}
+	l.cmd = exec.Command(shopBinary, "run", "-f", file, "--daprd", daprtest.Binary(t))
+	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, l.cmd.Start())
+	go func() { l.err = l.cmd.Wait(); close(l.done) }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("launcher output:\n%s", l.out.String())
+		}
+		_ = l.cmd.Process.Kill()
+	})
+	require.Eventually(t, func() bool { return l.exited() || strings.Contains(l.out.String(), "The shop is up.") }, 90*time.Second, 100*time.Millisecond,
+		"the launcher says the shop is up within 90s")
+	if l.exited() {
+		t.Fatalf("the launcher exited before the shop was up: %v", l.err)
+	}
+	return l
+}
+
+// exited reports whether the launcher process is gone.
+func (l *launcher) exited() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM and expects the launcher to stop every process of the
+// run and exit 0 within 45s.
+func (l *launcher) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, l.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-l.done:
+		require.NoError(t, l.err, "the launcher exits 0 on SIGTERM")
+	case <-time.After(45 * time.Second):
+		t.Fatal("the launcher did not stop within 45s")
+	}
+	assert.Contains(t, l.out.String(), "stopping: apps first")
+}
+
 // embeddedRun is the embedded shop (`make run`'s run file) started by the
 // launcher on free ports, with its data in dir.
 type embeddedRun struct {
+	*launcher
 	dir, appID, url string
 	appPort         int
-	out             *daprtest.SyncBuffer
-	cmd             *exec.Cmd
-	done            chan error
 }
 
 // launchEmbedded starts the launcher on a run file like
 // deploy/dapr-embedded.yaml, with env added to the app's and the components
 // of components/embedded changed as repl says, and waits until
-// the shop is up. The launcher is killed at the end of the test if it still
-// runs; its output is logged when the test failed.
+// the shop is up.
 func launchEmbedded(t *testing.T, env, repl map[string]string) *embeddedRun {
 	t.Helper()
-	r := &embeddedRun{dir: t.TempDir(), appID: daprtest.UniqueID("order-service"), out: &daprtest.SyncBuffer{}, done: make(chan error, 1)}
+	r := &embeddedRun{dir: t.TempDir(), appID: daprtest.UniqueID("order-service")}
 	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "components"), 0o755))
 	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": r.appID}, repl) {
 		require.NoError(t, os.WriteFile(filepath.Join(r.dir, "components", name), []byte(doc), 0o644))
@@ -61,29 +116,8 @@ apps:
 %s`, r.appID, r.appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), shopBinary, extra.String())
 	file := filepath.Join(r.dir, "dapr.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(run), 0o644))
-
-	r.cmd = exec.Command(shopBinary, "run", "-f", file, "--daprd", daprtest.Binary(t))
-	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, r.cmd.Start())
-	go func() { r.done <- r.cmd.Wait() }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("launcher output:\n%s", r.out.String())
-		}
-		_ = r.cmd.Process.Kill()
-	})
-
 	r.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(r.url + "/v1.0/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNoContent
-	}, 60*time.Second, 200*time.Millisecond)
-	require.Eventually(t, func() bool { return strings.Contains(r.out.String(), "The shop is up.") }, 10*time.Second, 100*time.Millisecond)
+	r.launcher = startLauncher(t, file)
 	return r
 }
 
@@ -117,14 +151,7 @@ func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
 	health, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", r.appPort))
 	assert.Equal(t, http.StatusOK, health, "probes need no token")
 
-	require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-r.done:
-		require.NoError(t, err, "the launcher exits 0 on SIGTERM")
-	case <-time.After(45 * time.Second):
-		t.Fatal("the launcher did not stop within 45s")
-	}
-	assert.Contains(t, r.out.String(), "stopping: apps first")
+	r.stop(t)
 	left, _ := exec.Command("pgrep", "-f", r.appID).Output()
 	assert.Empty(t, strings.TrimSpace(string(left)), "no process of the run may be left")
 }

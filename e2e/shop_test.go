@@ -135,6 +135,7 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 		})
 	}
 	protocols := map[string]string{"order": "http", "inventory": "grpc", "notification": "grpc"}
+	internalToken := daprtest.UniqueID("internal-token") // the run's shared credential, as the launcher draws one
 	start := func(fn string) *shopApp {
 		appPort := daprtest.FreePort(t)
 		var tokenEnv []string
@@ -146,7 +147,8 @@ func startShop(t *testing.T, redisAddr string, o shopOptions) *distributedShop {
 		a.env = append(os.Environ(),
 			"FUNCTIONS="+fn, "APP_ID="+ids[fn], "APP_PORT="+strconv.Itoa(appPort), "APP_PROTOCOL="+protocols[fn],
 			"DAPR_GRPC_PORT="+strconv.Itoa(d.GRPCPort), "INVENTORY_APP_ID="+ids["inventory"], "ORDER_APP_ID="+ids["order"],
-			"ORDERS_TOPIC="+s.topic, "ORDERS_DEADLETTER_TOPIC="+s.topic+"-deadletter", "LOG_LEVEL=warn")
+			"ORDERS_TOPIC="+s.topic, "ORDERS_DEADLETTER_TOPIC="+s.topic+"-deadletter", "LOG_LEVEL=warn",
+			"INTERNAL_TOKEN="+internalToken)
 		a.env = append(append(a.env, o.env...), tokenEnv...)
 		a.appPort = appPort
 		a.start(t)
@@ -271,8 +273,12 @@ func TestShopSeedFlowOnRealDaprd(t *testing.T) {
 		for range 2 {
 			postCloudEvent(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), ce)
 		}
-		// What the seed's Node order-service publishes: plain JSON.
-		status, _ := post(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), `{"orderId":"order-1700000000000","customerEmail":"seed@example.com","productId":"product-2","quantity":1}`)
+		// What the seed's Node order-service stores and then publishes, plain
+		// JSON: unsigned, so the notification checks it against the order.
+		status, body := post(t, s.order.daprd.URL("/v1.0/state/statestore"),
+			`[{"key":"order-1700000000000","value":{"id":"order-1700000000000","productId":"product-2","quantity":1,"customerEmail":"seed@example.com","status":"confirmed"}}]`)
+		require.Equal(t, http.StatusNoContent, status, body)
+		status, _ = post(t, s.notification.daprd.URL("/v1.0/publish/pubsub/"+s.topic), `{"orderId":"order-1700000000000","customerEmail":"seed@example.com","productId":"product-2","quantity":1}`)
 		require.Equal(t, http.StatusNoContent, status)
 		require.Eventually(t, func() bool { return s.emails(t)["order-1700000000000"] == 1 }, 20*time.Second, 100*time.Millisecond)
 		time.Sleep(time.Second) // the duplicates were published before the seed event
