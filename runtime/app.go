@@ -79,9 +79,10 @@ func (c Component) Is(o Component) bool { return c.Kind == o.Kind && c.Name == o
 func (c Component) String() string { return c.Kind + "/" + c.Name }
 
 type topicEntry struct {
-	sub     Subscription
-	name    string // "pubsub/topic", for logs
-	handler Handler
+	sub      Subscription
+	name     string    // "pubsub/topic", for logs
+	handlers []Handler // one per function subscribed; more than one fan out
+	memo     *fanoutMemo
 }
 
 // App is one registry of functions: invocation routes, topic subscriptions
@@ -93,7 +94,7 @@ type App struct {
 	middleware []Middleware
 	internal   string // Options.InternalToken
 	routes     []*route
-	topics     []topicEntry
+	topics     []*topicEntry
 	bindings   map[string]Handler
 	components []Component
 	errs       []error
@@ -164,10 +165,28 @@ func (a *App) Handle(pattern string, h Handler, access ...Access) {
 }
 
 // HandleTopic registers h for sub. Most callers use the typed Topic.
+//
+// Several functions may subscribe to one pubsub/topic in one App: they share
+// one Dapr subscription (the first registration's route, dead-letter topic,
+// metadata and bulk settings; a later one leaves those fields empty or
+// repeats them) and each gets every event (see Dispatch for the outcome).
 func (a *App) HandleTopic(sub Subscription, h Handler) {
 	if sub.Pubsub == "" || sub.Topic == "" {
 		a.errs = append(a.errs, fmt.Errorf("subscription %+v: pubsub and topic are required", sub))
 		return
+	}
+	for _, t := range a.topics {
+		if t.sub.Pubsub == sub.Pubsub && t.sub.Topic == sub.Topic {
+			if err := t.sub.shares(sub); err != nil {
+				a.errs = append(a.errs, err)
+				return
+			}
+			t.handlers = append(t.handlers, a.wrap(h))
+			if t.memo == nil {
+				t.memo = newFanoutMemo(fanoutMemoSize)
+			}
+			return
+		}
 	}
 	if err := sub.Bulk.validate(); err != nil {
 		a.errs = append(a.errs, fmt.Errorf("topic %s/%s: %w", sub.Pubsub, sub.Topic, err))
@@ -180,10 +199,6 @@ func (a *App) HandleTopic(sub Subscription, h Handler) {
 		sub.Route = "/" + sub.Route
 	}
 	for _, t := range a.topics {
-		if t.sub.Pubsub == sub.Pubsub && t.sub.Topic == sub.Topic {
-			a.errs = append(a.errs, fmt.Errorf("topic %s/%s registered twice", sub.Pubsub, sub.Topic))
-			return
-		}
 		if t.sub.Route == sub.Route {
 			a.errs = append(a.errs, fmt.Errorf("topics %s/%s and %s/%s share route %q: give each its own", t.sub.Pubsub, t.sub.Topic, sub.Pubsub, sub.Topic, sub.Route))
 			return
@@ -200,7 +215,7 @@ func (a *App) HandleTopic(sub Subscription, h Handler) {
 			return
 		}
 	}
-	a.topics = append(a.topics, topicEntry{sub: sub, name: sub.Pubsub + "/" + sub.Topic, handler: a.wrap(h)})
+	a.topics = append(a.topics, &topicEntry{sub: sub, name: sub.Pubsub + "/" + sub.Topic, handlers: []Handler{a.wrap(h)}})
 	a.Requires(Component{Kind: "pubsub", Name: sub.Pubsub})
 }
 
@@ -314,7 +329,10 @@ func (a *App) Dispatch(ctx context.Context, m *Message) Reply {
 			for _, t := range a.topics {
 				if t.sub.Pubsub == m.Event.Pubsub && t.sub.Topic == m.Event.Topic {
 					m.Name = t.name
-					return t.handler.Handle(ctx, m)
+					if len(t.handlers) == 1 {
+						return t.handlers[0].Handle(ctx, m)
+					}
+					return t.fanout(ctx, m)
 				}
 			}
 			return Reply{Err: NotFound("no_subscription", "no function subscribes to %s/%s", m.Event.Pubsub, m.Event.Topic)}

@@ -1,9 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,31 +12,16 @@ import (
 
 	"github.com/daprfn/shop/functions/lease"
 	"github.com/daprfn/shop/functions/order"
+	"github.com/daprfn/shop/runtime/host"
 )
 
 // Config is every environment variable `shop serve` reads. `shop env` lists
 // them; `shop env markdown` prints the table of docs/configuration.md.
 type Config struct {
-	Functions     []string `envconfig:"FUNCTIONS" default:"order,inventory,notification" desc:"functions this process serves, comma-separated: any of order, inventory, notification"`
-	AppID         string   `envconfig:"APP_ID" default:"order-service" desc:"this app's Dapr app-id (the CloudEvent source of order events)"`
-	AppPort       int      `envconfig:"APP_PORT" default:"3000" desc:"port daprd calls the app on (--app-port)"`
-	AppProtocol   string   `envconfig:"APP_PROTOCOL" default:"http" desc:"app protocol between daprd and app: http or grpc (--app-protocol)"`
-	HealthPort    int      `envconfig:"HEALTH_PORT" default:"0" desc:"extra HTTP port for /healthz and /readyz when APP_PROTOCOL=grpc; 0 for none"`
-	ListenAddress string   `envconfig:"LISTEN_ADDRESS" default:"127.0.0.1" desc:"address the app port and HEALTH_PORT listen on; 127.0.0.1 keeps the app reachable only from its own host (its sidecar); 0.0.0.0 when something on another address must reach it, e.g. a kubelet's probes of HEALTH_PORT"`
-
-	DaprHost      string `envconfig:"DAPR_HOST" default:"127.0.0.1" desc:"host of the sidecar's APIs"`
-	DaprGRPCPort  int    `envconfig:"DAPR_GRPC_PORT" default:"50001" desc:"sidecar gRPC API port the app calls out through"`
-	DaprAPIToken  string `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
-	AppAPIToken   string `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set (health probes exempt, and over gRPC the subscription and binding listings, which daprd sends without it)"`
-	InternalToken string `envconfig:"INTERNAL_TOKEN" desc:"credential every app of one deployment shares: sent on every service invocation and required by internal routes (JSON 403 without it), and the key order events are signed with; the launcher draws one per run, Kubernetes reads it from the internal-token secret; when empty, internal routes refuse every call and order events go unsigned"`
-
-	PprofAddr       string        `envconfig:"PPROF_ADDR" desc:"address for net/http/pprof profiles (e.g. 127.0.0.1:6060); off when empty"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format (slog): text or json"`
-	MaxBodyBytes    int           `envconfig:"MAX_BODY_BYTES" default:"1048576" desc:"largest request or event body accepted; a larger one is answered 413 (DROP for events)"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight work may drain on SIGTERM"`
-	SidecarTimeout  time.Duration `envconfig:"SIDECAR_TIMEOUT" default:"60s" desc:"how long to wait for the sidecar at start"`
-	ResourcesPath   string        `envconfig:"DAPR_RESOURCES_PATH" default:"components/" desc:"where the sidecar loads components from, named in start-up errors about a missing component (the launcher sets it)"`
+	// Env is the standard environment every function app reads (package
+	// runtime/host): app port and protocol, sidecar, tokens, logging.
+	host.Env
+	Functions []string `envconfig:"FUNCTIONS" desc:"functions this process serves, comma-separated, from the function table (cmd/shop/functions.go: inventory, order, notification and any shop new added); empty: all of them"`
 
 	StateStore            string        `envconfig:"STATESTORE" default:"statestore" desc:"state store component of the order and inventory functions"`
 	NotificationStore     string        `envconfig:"NOTIFICATION_STATESTORE" default:"notification-state" desc:"state store component of the notification function (sent and dead-letter records); scoped apart so notification cannot read orders or stock"`
@@ -67,24 +51,59 @@ type Config struct {
 	OutboxStaleAfter      time.Duration `envconfig:"OUTBOX_STALE_AFTER" default:"60s" desc:"silence after which another process adopts a dead process's pending order events"`
 }
 
-// envMarkdown is the Markdown table of every variable in Config, built from
-// its envconfig, default and desc tags: what `shop env markdown` prints and
-// docs/configuration.md holds between its markers.
+// envMarkdown is the Markdown table of every variable `shop serve` reads:
+// Config's, then each table function's own (function.config), built from
+// their envconfig, default and desc tags. It is what `shop env markdown`
+// prints and docs/configuration.md holds between its markers.
 func envMarkdown() string {
 	var b strings.Builder
 	b.WriteString("| variable | type | default | meaning |\n|---|---|---|---|\n")
-	for f := range reflect.TypeFor[Config]().Fields() {
+	for _, v := range envVars() {
+		def := v.field.Tag.Get("default")
+		if def != "" {
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.key, envType(v.field.Type), def, strings.ReplaceAll(v.field.Tag.Get("desc"), "|", `\|`))
+	}
+	return b.String()
+}
+
+// envVar is one variable and the field it fills.
+type envVar struct {
+	key   string
+	field reflect.StructField
+}
+
+// envVars lists Config's variables, then each table function's, in order.
+func envVars() []envVar {
+	out := structVars(reflect.TypeFor[Config](), "")
+	for _, f := range functions {
+		if f.config != nil {
+			out = append(out, structVars(reflect.TypeOf(f.config), f.envPrefix())...)
+		}
+	}
+	return out
+}
+
+// structVars lists the variables of the struct t as envconfig.Process(prefix,
+// ...) reads them: tagged fields, embedded structs flattened.
+func structVars(t reflect.Type, prefix string) []envVar {
+	var out []envVar
+	for f := range t.Fields() {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			out = append(out, structVars(f.Type, prefix)...)
+			continue
+		}
 		key := f.Tag.Get("envconfig")
 		if key == "" {
 			continue
 		}
-		def := f.Tag.Get("default")
-		if def != "" {
-			def = "`" + def + "`"
+		if prefix != "" {
+			key = prefix + "_" + key
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", key, envType(f.Type), def, strings.ReplaceAll(f.Tag.Get("desc"), "|", `\|`))
+		out = append(out, envVar{key: strings.ToUpper(key), field: f})
 	}
-	return b.String()
+	return out
 }
 
 // envType names a Config field's type as its variable is written.
@@ -100,21 +119,23 @@ func envType(t reflect.Type) string {
 	return t.Kind().String()
 }
 
-var functionNames = []string{"order", "inventory", "notification"}
-
 func loadConfig() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
 	}
+	names := functionNames()
 	for i, f := range c.Functions {
 		c.Functions[i] = strings.TrimSpace(f)
-		if !slices.Contains(functionNames, c.Functions[i]) {
-			return c, fmt.Errorf("FUNCTIONS: unknown function %q: want any of %s", f, strings.Join(functionNames, ", "))
+		if !slices.Contains(names, c.Functions[i]) {
+			return c, fmt.Errorf("FUNCTIONS: unknown function %q: want any of %s (cmd/shop/functions.go)", f, strings.Join(names, ", "))
 		}
 	}
 	if len(c.Functions) == 0 {
-		return c, fmt.Errorf("FUNCTIONS is empty: want any of %s", strings.Join(functionNames, ", "))
+		c.Functions = names
+	}
+	if c.AppID == "" {
+		return c, errors.New("APP_ID is empty: set it to the app's Dapr app-id (the launcher and the manifests do)")
 	}
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
@@ -142,17 +163,20 @@ func loadConfig() (Config, error) {
 
 func (c Config) serves(fn string) bool { return slices.Contains(c.Functions, fn) }
 
-func newLogger(c Config) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+// envUsage prints envconfig's list of every variable: Config's, then each
+// table function's own.
+func envUsage() error {
+	if err := envconfig.Usage("", &Config{}); err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.LogFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	for _, f := range functions {
+		if f.config == nil {
+			continue
+		}
+		cfg := reflect.New(reflect.TypeOf(f.config)).Interface()
+		if err := envconfig.Usage(f.envPrefix(), cfg); err != nil {
+			return err
+		}
 	}
-	return nil, fmt.Errorf("LOG_FORMAT %q: want text or json", c.LogFormat)
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/runtime/host"
 )
 
 const (
@@ -30,22 +32,35 @@ func TestConfigurationDocMatchesEnvMarkdown(t *testing.T) {
 		"docs/configuration.md is out of date with Config in cmd/shop/config.go: replace the lines between its markers with the output of `go run ./cmd/shop env markdown`")
 }
 
-// The generated table has one row per Config variable, in Config's order,
-// with the default envconfig applies.
+// The generated table has one row per variable, in Config's order (the
+// embedded host.Env's first), then each table function's own, with the
+// default envconfig applies.
 func TestEnvMarkdownHasARowForEveryVariable(t *testing.T) {
 	type row struct{ key, def string }
 	var want []row
-	for f := range reflect.TypeFor[Config]().Fields() {
-		if key := f.Tag.Get("envconfig"); key != "" {
-			def := f.Tag.Get("default")
-			if def != "" {
-				def = "`" + def + "`"
-			}
-			want = append(want, row{key, def})
-			assert.NotEmpty(t, f.Tag.Get("desc"), "%s has no desc tag to explain it", key)
+	for _, v := range envVars() {
+		def := v.field.Tag.Get("default")
+		if def != "" {
+			def = "`" + def + "`"
+		}
+		want = append(want, row{v.key, def})
+		assert.NotEmpty(t, v.field.Tag.Get("desc"), "%s has no desc tag to explain it", v.key)
+	}
+	fields := reflect.TypeFor[host.Env]().NumField() + reflect.TypeFor[Config]().NumField() - 1
+	for _, f := range functions {
+		if f.config != nil {
+			fields += reflect.TypeOf(f.config).NumField()
 		}
 	}
-	require.NotEmpty(t, want)
+	require.Len(t, want, fields, "every field is a variable")
+	keys := map[string]bool{}
+	for _, w := range want {
+		assert.False(t, keys[w.key], "%s listed once", w.key)
+		keys[w.key] = true
+	}
+	for _, k := range []string{"APP_ID", "INTERNAL_TOKEN", "FUNCTIONS", "OUTBOX_STALE_AFTER"} {
+		assert.True(t, keys[k], k)
+	}
 
 	var got []row
 	for _, m := range regexp.MustCompile("(?m)^\\| `([A-Z_]+)` \\| [^|]+ \\| ([^|]*) \\|").FindAllStringSubmatch(envMarkdown(), -1) {

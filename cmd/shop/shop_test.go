@@ -543,9 +543,21 @@ func TestRestockTopsUpAndIsIdempotent(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Setenv("APP_ID", "")
+	_, err := loadConfig()
+	require.ErrorContains(t, err, "APP_ID is empty")
+	t.Setenv("APP_ID", "order-service")
+	t.Setenv("FUNCTIONS", "order,shipping")
+	_, err = loadConfig()
+	require.ErrorContains(t, err, `FUNCTIONS: unknown function "shipping": want any of inventory, order, notification`)
+	t.Setenv("FUNCTIONS", "")
+	cfg, err := loadConfig()
+	require.NoError(t, err)
+	assert.Equal(t, functionNames(), cfg.Functions, "every function of the table by default")
+
 	t.Setenv("ORDER_TIMEOUT", "20s")
 	t.Setenv("HOLD_TTL", "20500ms")
-	_, err := loadConfig()
+	_, err = loadConfig()
 	require.Error(t, err, "a lease's orders may still be stored after HOLD_TTL")
 	assert.Contains(t, err.Error(), "STOCK_LEASE_UNITS")
 	t.Setenv("STOCK_LEASE_UNITS", "0")
@@ -566,7 +578,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 
 	t.Setenv("FUNCTIONS", "order,notification")
 	t.Setenv("NOTIFICATION_ROUTE", "/orders")
-	cfg, err := loadConfig()
+	cfg, err = loadConfig()
 	require.NoError(t, err)
 	app := runtime.New(runtime.Options{})
 	sc := runtimetest.New()
