@@ -4,6 +4,8 @@
 //
 //	shop [serve]                 serve the functions named by FUNCTIONS
 //	shop run -f deploy/dapr.yaml start every app of the file with its daprd
+//	shop new NAME --invoke "POST /path" --topic pubsub/topic --cron "@every 1m"
+//	                             scaffold a new function into the repository
 //	shop env                     list the environment variables
 //	shop env markdown            the same as the Markdown table of docs/configuration.md
 package main
@@ -33,6 +35,8 @@ func main() {
 		err = serve(ctx)
 	case "run":
 		err = runFile(ctx, os.Args[2:])
+	case "new":
+		err = newFunction(os.Args[2:], os.Stdout)
 	case "env":
 		switch mode := arg(2); mode {
 		case "":
@@ -43,7 +47,7 @@ func main() {
 			err = fmt.Errorf("env %s: want no argument (a plain list) or markdown (the table of docs/configuration.md)", mode)
 		}
 	default:
-		err = fmt.Errorf("unknown command %q: want serve, run or env", cmd)
+		err = fmt.Errorf("unknown command %q: want serve, run, new or env", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "shop:", err)

@@ -199,6 +199,9 @@ func (f *File) check() error {
 	return errors.Join(errs...)
 }
 
+// Resources returns the app's resources directories, absolute.
+func (f *File) Resources(a App) []string { return f.resources(a) }
+
 // resources returns the app's resources directories, absolute.
 func (f *File) resources(a App) []string {
 	paths := append([]string{}, a.ResourcesPaths...)
