@@ -27,6 +27,10 @@ daprd: $(DAPRD) ## build the pinned daprd once (cached under bin/, keyed by vers
 build: ## build the shop binary into bin/shop: static, as the Dockerfile builds it
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(SHOP) ./cmd/shop
 
+.PHONY: examples
+examples: ## build the example apps (examples/*) into bin/examples/
+	CGO_ENABLED=0 go build -trimpath -o bin/examples/ ./examples/...
+
 .PHONY: run
 run: daprd build ## run the whole shop embedded: one app, one daprd on :3500, SQLite + in-memory pub/sub, files in ./data
 	mkdir -p data

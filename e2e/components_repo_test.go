@@ -16,10 +16,17 @@ import (
 // files say fails the test instead of silently changing nothing.
 func repoComponents(t *testing.T, sets []string, ids map[string]string, repl map[string]string) map[string]string {
 	t.Helper()
+	return repoComponentsAt(t, "..", sets, ids, repl)
+}
+
+// repoComponentsAt is repoComponents of the repository at root. A function
+// whose app-id is its own name (as shop new makes them) is renamed too.
+func repoComponentsAt(t *testing.T, root string, sets []string, ids map[string]string, repl map[string]string) map[string]string {
+	t.Helper()
 	out := map[string]string{}
 	applied := map[string]bool{}
 	for _, set := range sets {
-		dir := filepath.Join("..", "components", set)
+		dir := filepath.Join(root, "components", set)
 		entries, err := os.ReadDir(dir)
 		require.NoError(t, err)
 		for _, e := range entries {
@@ -28,6 +35,7 @@ func repoComponents(t *testing.T, sets []string, ids map[string]string, repl map
 			s := string(raw)
 			for fn, id := range ids {
 				s = strings.ReplaceAll(s, "- "+fn+"-service\n", "- "+id+"\n")
+				s = strings.ReplaceAll(s, "- "+fn+"\n", "- "+id+"\n")
 			}
 			for old, n := range repl {
 				if strings.Contains(s, old) {

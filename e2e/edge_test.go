@@ -43,7 +43,15 @@ type seedRun struct {
 // is up.
 func launchSeedTopology(t *testing.T, redisAddr string, env, repl map[string]string) *seedRun {
 	t.Helper()
-	deploy, err := filepath.Abs(filepath.Join("..", "deploy"))
+	return launchTopology(t, "..", shopBinary, redisAddr, env, repl)
+}
+
+// launchTopology is launchSeedTopology for the repository at root, with
+// the shop binary bin: every app of its deploy/dapr.yaml, the seed's three
+// (app-ids <function>-service) and any shop new added (app-id = function).
+func launchTopology(t *testing.T, root, bin, redisAddr string, env, repl map[string]string) *seedRun {
+	t.Helper()
+	deploy, err := filepath.Abs(filepath.Join(root, "deploy"))
 	require.NoError(t, err)
 	f, err := launch.Load(filepath.Join(deploy, "dapr.yaml"))
 	require.NoError(t, err)
@@ -54,14 +62,12 @@ func launchSeedTopology(t *testing.T, redisAddr string, env, repl map[string]str
 		require.NoError(t, os.MkdirAll(d, 0o755))
 	}
 	for _, a := range f.Apps {
-		fn, ok := strings.CutSuffix(a.AppID, "-service")
-		require.True(t, ok, "app-id %s of deploy/dapr.yaml is not <function>-service", a.AppID)
-		s.ids[fn] = daprtest.UniqueID(a.AppID)
+		s.ids[strings.TrimSuffix(a.AppID, "-service")] = daprtest.UniqueID(a.AppID)
 	}
 
-	secrets, err := filepath.Abs(filepath.Join("..", "components", "secrets", "local.json"))
+	secrets, err := filepath.Abs(filepath.Join(root, "components", "secrets", "local.json"))
 	require.NoError(t, err)
-	files := repoComponents(t, []string{"redis", "email-files"}, s.ids, merge(map[string]string{
+	files := repoComponentsAt(t, root, []string{"redis", "email-files"}, s.ids, merge(map[string]string{
 		"value: localhost:6379":                "value: " + redisAddr,
 		"value: data/emails":                   "value: " + s.emailDir,
 		"value: data/orders":                   "value: " + s.orderDir,
@@ -88,7 +94,7 @@ func launchSeedTopology(t *testing.T, redisAddr string, env, repl map[string]str
 		require.FileExists(t, a.ConfigFilePath)
 		a.AppID, a.AppDirPath = s.ids[fn], dir
 		require.NotEmpty(t, a.Command)
-		a.Command = append([]string{shopBinary}, a.Command[1:]...)
+		a.Command = append([]string{bin}, a.Command[1:]...)
 		a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort = port(a.AppPort), port(a.DaprHTTPPort), port(a.DaprGRPCPort), port(a.MetricsPort)
 		a.DaprInternalPort = daprtest.FreePort(t) // not in the file: daprd would pick one
 		if _, ok := a.Env["HEALTH_PORT"]; ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/daprfn/shop/internal/daprtest"
+	"github.com/daprfn/shop/internal/launch"
 )
 
 // launcher is a running `shop run -f FILE` and what it printed.
@@ -89,9 +90,22 @@ type embeddedRun struct {
 // the shop is up.
 func launchEmbedded(t *testing.T, env, repl map[string]string) *embeddedRun {
 	t.Helper()
+	return launchEmbeddedAt(t, "..", shopBinary, env, repl)
+}
+
+// launchEmbeddedAt is launchEmbedded for the repository at root and the
+// shop binary bin: the embedded app serves what root's
+// deploy/dapr-embedded.yaml names, behind its sidecar's API allowlist.
+func launchEmbeddedAt(t *testing.T, root, bin string, env, repl map[string]string) *embeddedRun {
+	t.Helper()
+	shipped, err := launch.Load(filepath.Join(root, "deploy", "dapr-embedded.yaml"))
+	require.NoError(t, err)
+	require.Len(t, shipped.Apps, 1)
+	config, err := filepath.Abs(filepath.Join(root, "deploy", shipped.Apps[0].ConfigFilePath))
+	require.NoError(t, err)
 	r := &embeddedRun{dir: t.TempDir(), appID: daprtest.UniqueID("order-service")}
 	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "components"), 0o755))
-	for name, doc := range repoComponents(t, []string{"embedded"}, map[string]string{"order": r.appID}, repl) {
+	for name, doc := range repoComponentsAt(t, root, []string{"embedded"}, map[string]string{"order": r.appID}, repl) {
 		require.NoError(t, os.WriteFile(filepath.Join(r.dir, "components", name), []byte(doc), 0o644))
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "data"), 0o755))
@@ -110,10 +124,11 @@ apps:
   daprGRPCPort: %d
   metricsPort: %d
   resourcesPath: ./components
+  configFilePath: %s
   command: [%q, "serve"]
   env:
-    FUNCTIONS: order,inventory,notification
-%s`, r.appID, r.appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), shopBinary, extra.String())
+    FUNCTIONS: %s
+%s`, r.appID, r.appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), config, bin, shipped.Apps[0].Env["FUNCTIONS"], extra.String())
 	file := filepath.Join(r.dir, "dapr.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(run), 0o644))
 	r.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)

@@ -125,7 +125,7 @@ func (r *repo) runFiles(m *model) ([]File, error) {
 		var raw []byte
 		if rf.embedded != nil {
 			fns := rf.embedded.Env["FUNCTIONS"]
-			line := regexp.MustCompile(`(?m)^(\s+FUNCTIONS:\s*)` + regexp.QuoteMeta(fns) + `\s*$`)
+			line := regexp.MustCompile(`(?m)^([ \t]+FUNCTIONS:[ \t]*)` + regexp.QuoteMeta(fns) + `[ \t]*$`)
 			if len(line.FindAllIndex(rf.raw, -1)) != 1 {
 				return nil, fmt.Errorf("%s: the embedded app's FUNCTIONS: %s line is not where shop new looks for it", rf.path, fns)
 			}
@@ -189,6 +189,9 @@ type component struct {
 	Spec struct {
 		Type string `yaml:"type"`
 	} `yaml:"spec"`
+	Auth struct {
+		SecretStore string `yaml:"secretStore"`
+	} `yaml:"auth"`
 	Scopes []string `yaml:"scopes"`
 }
 
@@ -233,14 +236,23 @@ func (r *repo) components(m *model) ([]File, error) {
 				continue
 			}
 			found = true
-			if len(c.Scopes) == 0 || slices.Contains(c.Scopes, dirs[dir]) {
+			if out, err = r.scope(out, path, c, raw, dirs[dir]); err != nil {
+				return nil, err
+			}
+			if c.Auth.SecretStore == "" {
 				continue
 			}
-			scoped, err := addScope(path, raw, dirs[dir])
+			// The secret store the pub/sub reads its credentials from.
+			spath, store, sraw, err := r.find(dir, c.Auth.SecretStore)
 			if err != nil {
 				return nil, err
 			}
-			out = replace(out, File{Path: path, Content: scoped})
+			if store == nil {
+				return nil, fmt.Errorf("%s: its secret store %s is not in %s", path, c.Auth.SecretStore, dir)
+			}
+			if out, err = r.scope(out, spath, store, sraw, dirs[dir]); err != nil {
+				return nil, err
+			}
 		}
 		if !found {
 			return nil, fmt.Errorf("topic %s/%s: no pub/sub component named %s in %s", t.Pubsub, t.Topic, t.Pubsub, strings.Join(order, ", "))
@@ -259,6 +271,28 @@ func (r *repo) components(m *model) ([]File, error) {
 		}
 	}
 	return out, nil
+}
+
+// scope adds appID to the scopes of the component c in path (raw, or its
+// new content if an earlier step changed it), unless it is unscoped or has
+// the app already.
+func (r *repo) scope(out []File, path string, c *component, raw []byte, appID string) ([]File, error) {
+	for _, f := range out {
+		if f.Path == path {
+			raw = f.Content
+			if err := yaml.Unmarshal(raw, c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(c.Scopes) == 0 || slices.Contains(c.Scopes, appID) {
+		return out, nil
+	}
+	scoped, err := addScope(path, raw, appID)
+	if err != nil {
+		return nil, err
+	}
+	return replace(out, File{Path: path, Content: scoped}), nil
 }
 
 func replace(files []File, f File) []File {
