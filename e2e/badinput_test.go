@@ -60,8 +60,9 @@ func TestBadInputThroughRealDaprd(t *testing.T) {
 		{"an internal key as order id", "GET", orders + "orders/outbox-owners", "", "", 404, "order_not_found"},
 		{"inventory: negative quantity", "POST", inventory + "check", "application/json", `{"productId":"product-1","quantity":-5}`, 400, "invalid_quantity"},
 		{"inventory: check with a traversal order id", "POST", inventory + "check", "application/json", `{"orderId":"../x","productId":"product-1","quantity":1}`, 400, "invalid_order_id"},
-		{"inventory: confirmation without order", "POST", inventory + "confirm", "application/json", `{"orders":[{"productId":"product-1"}]}`, 400, "invalid_order_id"},
-		{"inventory: empty confirmation", "POST", inventory + "confirm", "application/json", `{"orders":[]}`, 400, "invalid_confirmations"},
+		// An internal route answers an outsider 403 before it reads the body.
+		{"inventory: confirmation from outside", "POST", inventory + "confirm", "application/json", `{"orders":[{"productId":"product-1"}]}`, 403, "internal_route"},
+		{"inventory: empty confirmation from outside", "POST", inventory + "confirm", "application/json", `{"orders":[]}`, 403, "internal_route"},
 		{"binding payload that is not JSON", "POST", orders + "outbox-sweep", "application/json", `{"x":`, 400, "invalid_json"},
 	}
 	client := &http.Client{Timeout: 20 * time.Second}

@@ -471,6 +471,9 @@ func TestInternalRoutesRefuseCallersWithoutTheCredential(t *testing.T) {
 	assert.Equal(t, before, s.stock(t, "product-1"), "no stock moved")
 	ok := s.call(t, s.inventoryApp, http.MethodPost, "reserve", `{"orders":[{"orderId":"order-x","productId":"product-1","quantity":5}]}`, internalCall)
 	assert.Equal(t, http.StatusOK, ok.status, "the credential opens it: %s", ok.body)
+	bad := s.call(t, s.inventoryApp, http.MethodPost, "confirm", `{"orders":[]}`, internalCall)
+	assert.Equal(t, http.StatusBadRequest, bad.status, "past the credential, the body is checked as ever: %s", bad.body)
+	assert.Contains(t, bad.body, `"code":"invalid_confirmations"`)
 	assert.Equal(t, before-5, s.stock(t, "product-1"))
 }
 

@@ -46,6 +46,7 @@ type options struct {
 	repo       string
 	drainAfter time.Duration
 	profile    bool
+	listen     string // the launcher's listenAddress for every app; "" for its default
 	dataDir    string
 	rounds     int
 	appEnv     map[string]string
@@ -72,6 +73,7 @@ func main() {
 	var appEnv string
 	flag.StringVar(&appEnv, "app-env", "", "extra environment of the shop's function apps, as KEY=VALUE,KEY=VALUE (e.g. GOGC=100 to compare GC settings)")
 	flag.StringVar(&o.changes, "changes", "bench/changes.md", "the record of what each change bought, appended to the Markdown report; empty for none")
+	flag.StringVar(&o.listen, "listen", "", "the address every app and daprd listens on (the run file's listenAddress); default the launcher's, "+launch.DefaultListenAddress)
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
 	flag.Parse()
 	o.scenarios = strings.Split(scen, ",")

@@ -95,7 +95,11 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		return filepath.Join(o.repo, "deploy", "config", id+".yaml")
 	}
 	var run strings.Builder
-	run.WriteString("version: 1\ncommon:\n  logLevel: warn\n  resourcesPath: ./components\napps:\n")
+	run.WriteString("version: 1\ncommon:\n  logLevel: warn\n  resourcesPath: ./components\n")
+	if o.listen != "" {
+		fmt.Fprintf(&run, "  listenAddress: %s\n", o.listen)
+	}
+	run.WriteString("apps:\n")
 	app := func(id string, appPort, httpPort, grpcPort int, protocol string, command []string, env map[string]string) {
 		fmt.Fprintf(&run, "- appID: %s\n  appDirPath: %s\n  appPort: %d\n  daprHTTPPort: %d\n  daprGRPCPort: %d\n  appProtocol: %s\n  command: [%s]\n",
 			id, o.repo, appPort, httpPort, grpcPort, protocol, quoteAll(command))
