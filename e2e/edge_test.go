@@ -96,6 +96,7 @@ func launchTopology(t *testing.T, root, bin, redisAddr string, env, repl map[str
 		require.NotEmpty(t, a.Command)
 		a.Command = append([]string{bin}, a.Command[1:]...)
 		a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort = port(a.AppPort), port(a.DaprHTTPPort), port(a.DaprGRPCPort), port(a.MetricsPort)
+		a.AppMetricsPort = port(a.AppMetricsPort)
 		a.DaprInternalPort = daprtest.FreePort(t) // not in the file: daprd would pick one
 		if _, ok := a.Env["HEALTH_PORT"]; ok {
 			a.Env["HEALTH_PORT"] = strconv.Itoa(daprtest.FreePort(t))
@@ -417,7 +418,7 @@ func TestTheEdgeLetsInTheSeedsContractAndNothingElse(t *testing.T) {
 		assert.Len(t, mdns, len(s.apps), "each daprd's mDNS socket is the only UDP socket beyond loopback, and was seen")
 		for fn, a := range s.apps {
 			health, _ := strconv.Atoi(a.Env["HEALTH_PORT"])
-			for _, p := range []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalPort, a.MetricsPort, health} {
+			for _, p := range []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalPort, a.MetricsPort, a.AppMetricsPort, health} {
 				if p != 0 {
 					assert.True(t, listening[p], "%s's port %d is among the sockets seen", fn, p)
 				}

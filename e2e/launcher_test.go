@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,6 +83,7 @@ type embeddedRun struct {
 	*launcher
 	dir, appID, url string
 	appPort         int
+	metricsPort     int // the app's own (appMetricsPort)
 }
 
 // launchEmbedded starts the launcher on a run file like
@@ -110,7 +112,7 @@ func launchEmbeddedAt(t *testing.T, root, bin string, env, repl map[string]strin
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "data"), 0o755))
 	httpPort := daprtest.FreePort(t)
-	r.appPort = daprtest.FreePort(t)
+	r.appPort, r.metricsPort = daprtest.FreePort(t), daprtest.FreePort(t)
 	var extra strings.Builder
 	for k, v := range env {
 		fmt.Fprintf(&extra, "    %s: %q\n", k, v)
@@ -123,12 +125,13 @@ apps:
   daprHTTPPort: %d
   daprGRPCPort: %d
   metricsPort: %d
+  appMetricsPort: %d
   resourcesPath: ./components
   configFilePath: %s
   command: [%q, "serve"]
   env:
     FUNCTIONS: %s
-%s`, r.appID, r.appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), config, bin, shipped.Apps[0].Env["FUNCTIONS"], extra.String())
+%s`, r.appID, r.appPort, httpPort, daprtest.FreePort(t), daprtest.FreePort(t), r.metricsPort, config, bin, shipped.Apps[0].Env["FUNCTIONS"], extra.String())
 	file := filepath.Join(r.dir, "dapr.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(run), 0o644))
 	r.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
@@ -163,6 +166,16 @@ func TestLauncherRunsTheEmbeddedShopAndStopsEverything(t *testing.T) {
 	direct, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/orders/%s", r.appPort, id))
 	assert.Equal(t, http.StatusUnauthorized, direct, "a call around the sidecar is refused: %s", body)
 	assert.Contains(t, body, `"code":"unauthorized"`)
+	// The app's own metrics count the order by trigger and outcome.
+	scrape := func() string {
+		status, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort))
+		require.Equal(t, http.StatusOK, status)
+		return body
+	}
+	assert.Contains(t, scrape(), `function_deliveries_total{app_id="`+r.appID+`",name="POST /orders",outcome="success",trigger="invoke"} 1`)
+	delivered := regexp.MustCompile(`function_deliveries_total\{app_id="` + regexp.QuoteMeta(r.appID) + `",name="pubsub/orders",outcome="success",trigger="topic"\} [1-9]`)
+	assert.Eventually(t, func() bool { return delivered.MatchString(scrape()) }, 10*time.Second, 100*time.Millisecond, "the order event's delivery is counted")
+	assert.Contains(t, r.out.String(), fmt.Sprintf("metrics http://localhost:%d/metrics", r.metricsPort), "the banner names the metrics port")
 	health, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", r.appPort))
 	assert.Equal(t, http.StatusOK, health, "probes need no token")
 

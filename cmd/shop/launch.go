@@ -50,6 +50,9 @@ func banner(f *launch.File) {
 			fns = "order,inventory,notification"
 		}
 		fmt.Fprintf(&b, "  %-22s functions %-30s app :%d  sidecar http :%d grpc :%d\n", a.AppID, fns, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort)
+		if a.AppMetricsPort != 0 {
+			fmt.Fprintf(&b, "  %-22s metrics http://localhost:%d/metrics\n", "", a.AppMetricsPort)
+		}
 		for name, dir := range f.LocalStorage(a) {
 			fmt.Fprintf(&b, "  %-22s %s files land in %s\n", "", name, dir)
 		}

@@ -63,6 +63,10 @@ type App struct {
 	// from another address. 0.0.0.0 (or a host's address) is an explicit
 	// choice for running across hosts.
 	ListenAddress string `yaml:"listenAddress"`
+	// AppMetricsPort is the launcher's own field too: the port of the app's
+	// own Prometheus metrics (its METRICS_PORT), beside its daprd's
+	// metricsPort. 0 for none.
+	AppMetricsPort int `yaml:"appMetricsPort"`
 }
 
 // DefaultListenAddress is where the launcher's apps and sidecars listen
@@ -180,6 +184,7 @@ func (f *File) check() error {
 		usePort(at+".daprGRPCPort", a.DaprGRPCPort)
 		usePort(at+".daprInternalGRPCPort", a.DaprInternalPort)
 		usePort(at+".metricsPort", a.MetricsPort)
+		usePort(at+".appMetricsPort", a.AppMetricsPort)
 		usePort(at+".profilePort", a.ProfilePort)
 		if la := f.listenAddress(a); la != "0.0.0.0" && net.ParseIP(la) == nil {
 			bad(at+".listenAddress", "%q is not an IP address, e.g. 127.0.0.1 (the default) or 0.0.0.0", la)
@@ -284,6 +289,9 @@ func (f *File) env(a App) []string {
 		m["INTERNAL_TOKEN"] = f.InternalToken()
 	}
 	m["LISTEN_ADDRESS"] = f.listenAddress(a)
+	if _, set := m["METRICS_PORT"]; !set && a.AppMetricsPort != 0 {
+		m["METRICS_PORT"] = itoa(a.AppMetricsPort)
+	}
 	m["APP_ID"] = a.AppID
 	m["APP_PROTOCOL"] = f.protocol(a)
 	m["DAPR_HTTP_PORT"] = itoa(a.DaprHTTPPort)

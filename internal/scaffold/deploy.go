@@ -51,7 +51,7 @@ func (r *repo) loadRunFiles() ([]runFile, error) {
 }
 
 // ports is the new app's ports in every distributed run file.
-type ports struct{ app, http, grpc, metrics int }
+type ports struct{ app, http, grpc, metrics, appMetrics int }
 
 // choosePorts picks, for each kind of port, one past the highest any run
 // file uses, then moves on past any port taken already; a port asked for
@@ -62,7 +62,7 @@ func choosePorts(files []runFile, appPort int) (ports, error) {
 	for _, rf := range files {
 		for _, a := range rf.file.Apps {
 			for what, port := range map[string]int{"appPort": a.AppPort, "daprHTTPPort": a.DaprHTTPPort, "daprGRPCPort": a.DaprGRPCPort,
-				"metricsPort": a.MetricsPort, "profilePort": a.ProfilePort, "daprInternalGRPCPort": a.DaprInternalPort} {
+				"metricsPort": a.MetricsPort, "profilePort": a.ProfilePort, "daprInternalGRPCPort": a.DaprInternalPort, "appMetricsPort": a.AppMetricsPort} {
 				if port != 0 {
 					used[port] = fmt.Sprintf("%s of %s in %s", what, a.AppID, rf.path)
 				}
@@ -72,6 +72,7 @@ func choosePorts(files []runFile, appPort int) (ports, error) {
 			}
 			p.app, p.http = max(p.app, a.AppPort), max(p.http, a.DaprHTTPPort)
 			p.grpc, p.metrics = max(p.grpc, a.DaprGRPCPort), max(p.metrics, a.MetricsPort)
+			p.appMetrics = max(p.appMetrics, a.AppMetricsPort)
 		}
 	}
 	if appPort != 0 {
@@ -91,7 +92,7 @@ func choosePorts(files []runFile, appPort int) (ports, error) {
 	} else {
 		p.app = next(p.app)
 	}
-	p.http, p.grpc, p.metrics = next(p.http), next(p.grpc), next(p.metrics)
+	p.http, p.grpc, p.metrics, p.appMetrics = next(p.http), next(p.grpc), next(p.metrics), next(p.appMetrics)
 	return p, nil
 }
 
@@ -138,10 +139,11 @@ func (r *repo) runFiles(m *model) ([]File, error) {
   daprHTTPPort: %[3]d
   daprGRPCPort: %[4]d
   metricsPort: %[5]d
+  appMetricsPort: %[6]d
   command: ["bin/shop", "serve"]
   env:
     FUNCTIONS: %[1]s
-`, m.Name, p.app, p.http, p.grpc, p.metrics)
+`, m.Name, p.app, p.http, p.grpc, p.metrics, p.appMetrics)
 			raw = append(bytes.TrimRight(slices.Clone(rf.raw), "\n"), '\n')
 			raw = append(raw, app...)
 		}
@@ -469,6 +471,10 @@ spec:
         # and APP_API_TOKEN (sidecar -> app) in the app container.
         dapr.io/api-token-secret: dapr-api-token
         dapr.io/app-token-secret: app-api-token
+        # The app's own metrics (METRICS_PORT), for Prometheus.
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "9190"
+        prometheus.io/path: /metrics
     spec:
       terminationGracePeriodSeconds: 30
       securityContext:
@@ -481,6 +487,8 @@ spec:
         ports:
         - containerPort: %[2]d
           name: app
+        - containerPort: 9190
+          name: metrics
         env:
         - name: FUNCTIONS
           value: %[1]s
@@ -502,6 +510,8 @@ spec:
           value: http
         - name: LOG_FORMAT
           value: json
+        - name: METRICS_PORT
+          value: "9190"
         readinessProbe:
           httpGet:
             path: /readyz

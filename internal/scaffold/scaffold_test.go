@@ -124,11 +124,11 @@ func TestANewFunctionReachesEveryPlaceItRunsFrom(t *testing.T) {
 		assert.Equal(t, "shipping", a.Env["FUNCTIONS"], file)
 		assert.Equal(t, "config/shipping.yaml", a.ConfigFilePath, file)
 		if ports == nil {
-			ports = []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort}
+			ports = []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort, a.AppMetricsPort}
 		}
-		assert.Equal(t, ports, []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort}, "the same ports in every run file")
+		assert.Equal(t, ports, []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort, a.AppMetricsPort}, "the same ports in every run file")
 	}
-	assert.Equal(t, []int{3003, 3503, 50004, 9093}, ports)
+	assert.Equal(t, []int{3003, 3503, 50004, 9093, 9193}, ports)
 	emb, err := launch.Load(filepath.Join(root, "deploy/dapr-embedded.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, "order,inventory,notification,shipping", emb.Apps[0].Env["FUNCTIONS"])

@@ -30,10 +30,12 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/daprfn/shop/bindings/dapr"
 	"github.com/daprfn/shop/runtime"
 	daprrt "github.com/daprfn/shop/runtime/dapr"
+	"github.com/daprfn/shop/runtime/metrics"
 )
 
 // Env is the standard environment of a function app. Every field has a
@@ -51,6 +53,7 @@ type Env struct {
 	AppAPIToken   string `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set (health probes exempt, and over gRPC the subscription and binding listings, which daprd sends without it)"`
 	InternalToken string `envconfig:"INTERNAL_TOKEN" desc:"credential every app of one deployment shares: sent on every service invocation and required by internal routes (JSON 403 without it), and the key order events are signed with; the launcher draws one per run, Kubernetes reads it from the internal-token secret; when empty, internal routes refuse every call and order events go unsigned"`
 
+	MetricsPort     int           `envconfig:"METRICS_PORT" default:"0" desc:"port of the app's own Prometheus metrics (GET /metrics on LISTEN_ADDRESS): deliveries of every route, topic and binding by outcome, and their latency; 0 for none (the launcher gives each app its own)"`
 	PprofAddr       string        `envconfig:"PPROF_ADDR" desc:"address for net/http/pprof profiles (e.g. 127.0.0.1:6060); off when empty"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format (slog): text or json"`
@@ -162,9 +165,19 @@ func Run(ctx context.Context, env Env, register Register) error {
 	if env.InternalToken == "" {
 		log.Warn("INTERNAL_TOKEN is not set: internal routes refuse every call and order events go unsigned")
 	}
+	middleware := runtime.Defaults(log, env.MaxBodyBytes)
+	if env.MetricsPort != 0 {
+		reg, labelled := metrics.NewRegistry(env.AppID)
+		middleware = append([]runtime.Middleware{metrics.Middleware(labelled)}, middleware...)
+		stop, err := serveMetrics(net.JoinHostPort(env.ListenAddress, strconv.Itoa(env.MetricsPort)), reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	h := &Host{
 		Env:     env,
-		App:     runtime.New(runtime.Options{Logger: log, Middleware: runtime.Defaults(log, env.MaxBodyBytes), InternalToken: env.InternalToken}),
+		App:     runtime.New(runtime.Options{Logger: log, Middleware: middleware, InternalToken: env.InternalToken}),
 		Sidecar: sidecar,
 		Log:     log,
 	}
@@ -207,6 +220,24 @@ func (e Env) healthAddress() string {
 		return ""
 	}
 	return net.JoinHostPort(e.ListenAddress, strconv.Itoa(e.HealthPort))
+}
+
+// serveMetrics serves reg on addr's /metrics until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics port (METRICS_PORT): %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics stopped", "error", err.Error())
+		}
+	}()
+	log.Info("metrics listening", "address", addr, "path", "/metrics")
+	return func() { _ = srv.Close() }, nil
 }
 
 // servePprof serves the runtime profiles of net/http/pprof, for measuring

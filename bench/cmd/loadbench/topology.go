@@ -70,6 +70,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 	t := &topology{name: name, dir: dir, pids: map[string]int{}, profiles: map[string]string{}}
 	profilePort := 7700
 	metricsPort := 9089
+	appMetricsPort := 9189 // the shop's apps serve their own metrics, as the run files have them
 	// The seed scenario runs its sidecars as `dapr run` starts them:
 	// recording metrics for an exporter (the launcher turns them off only
 	// without a port) and with Go's default GC.
@@ -104,7 +105,8 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 		fmt.Fprintf(&run, "- appID: %s\n  appDirPath: %s\n  appPort: %d\n  daprHTTPPort: %d\n  daprGRPCPort: %d\n  appProtocol: %s\n  command: [%s]\n",
 			id, o.repo, appPort, httpPort, grpcPort, protocol, quoteAll(command))
 		if command[0] == o.shop {
-			fmt.Fprintf(&run, "  configFilePath: %s\n", shopConfig(id))
+			appMetricsPort++
+			fmt.Fprintf(&run, "  configFilePath: %s\n  appMetricsPort: %d\n", shopConfig(id), appMetricsPort)
 		}
 		if asDaprRun {
 			metricsPort++
