@@ -152,6 +152,10 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 			assert.Equal(t, app.Env["FUNCTIONS"], env["FUNCTIONS"])
 			assert.Equal(t, "0.0.0.0", env["LISTEN_ADDRESS"], "the kubelet probes the app from the pod's address")
 			assert.Contains(t, env, "INTERNAL_TOKEN", "internal routes and event signatures need the deployment's credential")
+			peers := strings.Split(env["INTERNAL_APP_IDS"], ",")
+			for _, id := range []string{defaults["INVENTORY_APP_ID"], defaults["ORDER_APP_ID"], app.AppID} {
+				assert.Contains(t, peers, id, "the credential goes to the deployment's apps (INTERNAL_APP_IDS)")
+			}
 			assert.Equal(t, "[::1],127.0.0.1", ann["dapr.io/sidecar-listen-addresses"], "the sidecar's API answers on loopback only")
 			assert.Equal(t, "true", ann["prometheus.io/scrape"], "Prometheus scrapes the app's own metrics")
 			assert.Equal(t, env["METRICS_PORT"], ann["prometheus.io/port"], "at the port it serves them on")

@@ -316,6 +316,26 @@ func TestTheEdgeLetsInTheSeedsContractAndNothingElse(t *testing.T) {
 		assert.Equal(t, before.files, after.files)
 	})
 
+	// daprd delivers input bindings and topic events to routes of the app.
+	// Over the gRPC app protocol (the inventory, the notification) they are
+	// calls of their own, which no service invocation reaches.
+	t.Run("the gRPC apps' crons and topic routes are out of an invocation's reach", func(t *testing.T) {
+		for app, routes := range map[string][]string{
+			"inventory":    {"restock", "hold-sweep"},
+			"notification": {"email-sweep", "orders", "deadletter/orders"},
+		} {
+			for _, route := range routes {
+				url := s.url("order", "/v1.0/invoke/"+s.ids[app]+"/method/"+route)
+				status, got := send(t, "POST", url, `{"specversion":"1.0","id":"x","source":"x","type":"x","data":{"orderId":"order-x","customerEmail":"victim@example.com"}}`)
+				assert.False(t, is2xx(status), "POST /%s of %s by invocation: %d %s", route, app, status, got)
+			}
+		}
+		after := s.state(t)
+		assert.Equal(t, before.stock, after.stock)
+		assert.Equal(t, before.redis, after.redis)
+		assert.Equal(t, before.files, after.files)
+	})
+
 	t.Run("forged order events are recorded and email nobody", func(t *testing.T) {
 		forged := map[string]string{ // topic -> plain JSON event, as the seed's order-service publishes
 			"orders":            `{"orderId":"order-0000000000000000000000000000dead","customerEmail":"victim@example.com","productId":"product-1","quantity":1}`,

@@ -330,7 +330,7 @@ func TestShopConcurrentOrdersOnRealDaprd(t *testing.T) {
 // calls, which the runtime exempts) and the app ports refuse other callers.
 func TestShopWithAppTokensOnRealDaprd(t *testing.T) {
 	redis := daprtest.StartRedis(t)
-	s := startShop(t, redis.Addr, shopOptions{appToken: "app-secret", restockSchedule: "@every 1s", env: []string{"RESTOCK_LEVEL=12"}})
+	s := startShop(t, redis.Addr, shopOptions{appToken: "app-secret", restockSchedule: "@every 1s", env: []string{"RESTOCK_LEVEL=12", "RESTOCK_EVERY=500ms"}})
 	status, body := s.placeOrder(t, `{"productId":"product-1","quantity":1,"customerEmail":"a@example.com"}`)
 	require.Equal(t, http.StatusOK, status, body)
 	id := decodeOrderID(t, body)
@@ -345,7 +345,7 @@ func TestShopWithAppTokensOnRealDaprd(t *testing.T) {
 
 func TestShopCronRestockOnRealDaprd(t *testing.T) {
 	redis := daprtest.StartRedis(t)
-	s := startShop(t, redis.Addr, shopOptions{restockSchedule: "@every 1s", env: []string{"RESTOCK_LEVEL=15"}})
+	s := startShop(t, redis.Addr, shopOptions{restockSchedule: "@every 1s", env: []string{"RESTOCK_LEVEL=15", "RESTOCK_EVERY=500ms"}})
 	status, body := s.placeOrder(t, `{"productId":"product-1","quantity":3,"customerEmail":"a@example.com"}`)
 	require.Equal(t, http.StatusOK, status, body)
 	require.Eventually(t, func() bool { return s.stock(t, "product-1") == 15 }, 20*time.Second, 200*time.Millisecond, "the cron binding tops product-1 up to 15")

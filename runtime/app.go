@@ -139,6 +139,10 @@ func (a *App) Handle(pattern string, h Handler, access ...Access) {
 	} else if len(access) == 1 {
 		acc = access[0]
 	}
+	if acc != Public && acc != Internal {
+		a.errs = append(a.errs, fmt.Errorf("route %q: unknown access level %d: want runtime.Public or runtime.Internal", pattern, acc))
+		return
+	}
 	if acc == Internal {
 		h = internalOnly(h, a.internal, pattern)
 	}

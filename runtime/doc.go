@@ -21,12 +21,29 @@
 //	runtime.Binding(app, "restock", inv.Restock)                  // input binding (cron)
 //	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders", Route: "/orders"}, notify.Send)
 //
+// A route registered with [Internal] answers only calls carrying the
+// deployment's credential (Options.InternalToken, in [InternalTokenHeader]),
+// which the other functions of the deployment send; anyone else gets a JSON
+// 403. Routes are [Public] unless registered so:
+//
+//	runtime.Invoke(app, "POST /lease", inv.Lease, runtime.Internal)
+//
 // A [Subscription] with [BulkDelivery] asks daprd for Dapr's bulk subscribe
 // (several events per call to the app, fewer sidecar hops under load); the
 // function still gets one event at a time.
 //
+// Several functions of one App may subscribe to the same pubsub/topic: they
+// share one Dapr subscription (the first registration's), each gets every
+// event, concurrently, and daprd gets the least settled of their outcomes;
+// a function that settled an event is not run again on its redelivery (for
+// the topic's 4096 latest events, in memory).
+//
 // Package runtime/dapr serves an App to daprd over HTTP or gRPC (the app
-// protocol); package runtime/runtimetest drives it without daprd.
+// protocol); package runtime/runtimetest drives it without daprd. Package
+// runtime/host is the main of a function app (host.Main reads the standard
+// environment, dials the sidecar, serves the App and drains on SIGTERM), and
+// package runtime/metrics counts every delivery by trigger, name and outcome
+// for Prometheus, which host serves on METRICS_PORT.
 //
 // # Outcomes are values
 //

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,10 +21,10 @@ import (
 //	retry + drop                RETRY    redelivered; the one that dropped is not run again, and
 //	                                     once the other succeeds the answer is DROP
 //
-// A function's success or drop is remembered per event id for the
-// fanoutMemoSize most recent events of the topic, in memory: after a
-// restart, or for an event redelivered after that many newer ones, a
-// function that succeeded may run again. Functions on a topic must be
+// A function's success or drop is remembered per event (its id, source and
+// data) for the fanoutMemoSize most recent events of the topic, in memory:
+// after a restart, or for an event redelivered after that many newer ones,
+// a function that succeeded may run again. Functions on a topic must be
 // idempotent anyway: Dapr delivers at least once.
 
 // fanoutMemoSize bounds the events whose settled functions one topic
@@ -88,7 +89,7 @@ func (f *fanoutMemo) len() int {
 // fanout runs every function of t that has not settled m's event yet and
 // answers the combined outcome (see the table above).
 func (t *topicEntry) fanout(ctx context.Context, m *Message) Reply {
-	id := m.Event.ID
+	id := memoKey(m)
 	state := t.memo.get(id, len(t.handlers))
 	errs := make([]error, len(t.handlers))
 	var wg sync.WaitGroup
@@ -96,7 +97,16 @@ func (t *topicEntry) fanout(ctx context.Context, m *Message) Reply {
 		if state[i] != pending {
 			continue
 		}
-		wg.Go(func() { errs[i] = h.Handle(ctx, m).Err })
+		wg.Go(func() {
+			// A panic fails this function's delivery, not the process, even
+			// in an App without runtime.Recover.
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = fmt.Errorf("function %d of %s panicked: %v", i+1, t.name, p)
+				}
+			}()
+			errs[i] = h.Handle(ctx, m).Err
+		})
 	}
 	wg.Wait()
 	var retry, drop []error
@@ -124,6 +134,18 @@ func (t *topicEntry) fanout(ctx context.Context, m *Message) Reply {
 		return Reply{Err: combined(drop)}
 	}
 	return Reply{}
+}
+
+// memoKey names m's event in the memory: its id, source and a digest of its
+// data, since anybody who may publish to the topic chooses ids, and another
+// event under a genuine one's id must not pass for it. "" for an event
+// without id.
+func memoKey(m *Message) string {
+	if m.Event.ID == "" {
+		return ""
+	}
+	sum := sha256.Sum256(m.Body)
+	return m.Event.ID + "\x00" + m.Event.Source + "\x00" + string(sum[:16])
 }
 
 // combined keeps a single error as it is (its status and code reach the

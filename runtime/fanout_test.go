@@ -134,3 +134,24 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
 }
+
+// Publishers choose event ids: another event under a genuine one's id is
+// not taken for it, so a function that succeeded on the impostor still gets
+// the genuine event.
+func TestTheFanOutMemoryTellsEventsOfOneIdApart(t *testing.T) {
+	a, b := &scripted{script: []error{nil}}, &scripted{script: []error{errRetry, nil}}
+	app := runtime.New(runtime.Options{})
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders"}, a.handle)
+	runtime.Topic(app, runtime.Subscription{Pubsub: "pubsub", Topic: "orders"}, b.handle)
+	send := func(body string) string {
+		m := &runtime.Message{Kind: runtime.KindTopic, Body: []byte(body), ContentType: "application/json",
+			Event: &runtime.EventMeta{ID: "ev-1", Source: "order-service", Pubsub: "pubsub", Topic: "orders"}}
+		return outcome(runtime.Classify(app.Dispatch(context.Background(), m).Err))
+	}
+	assert.Equal(t, "RETRY", send(`{"n":1}`))
+	assert.Equal(t, int32(1), a.runs.Load())
+	assert.Equal(t, "SUCCESS", send(`{"n":2}`), "another event under the same id")
+	assert.Equal(t, int32(2), a.runs.Load(), "is run as the new event it is")
+	assert.Equal(t, "SUCCESS", send(`{"n":1}`), "the genuine one's redelivery")
+	assert.Equal(t, int32(2), a.runs.Load(), "skips the function that had it")
+}

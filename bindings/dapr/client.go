@@ -31,10 +31,13 @@ type Config struct {
 	StateStore string
 	// CallTimeout bounds calls whose context has no deadline (default 10 s).
 	CallTimeout time.Duration
-	// InternalToken, when set, goes with every service invocation as
-	// runtime.InternalTokenHeader, so the called app's Internal routes
-	// answer (INTERNAL_TOKEN).
+	// InternalToken, when set, goes with every service invocation of an
+	// app of InternalAppIDs as runtime.InternalTokenHeader, so the called
+	// app's Internal routes answer (INTERNAL_TOKEN).
 	InternalToken string
+	// InternalAppIDs are the deployment's own apps (INTERNAL_APP_IDS): the
+	// credential goes to them and to no other app this client invokes.
+	InternalAppIDs []string
 }
 
 // Client talks to one sidecar. It implements bindings.StateStore,
@@ -44,7 +47,8 @@ type Client struct {
 	sdk      daprc.Client
 	conn     *grpc.ClientConn
 	store    string
-	internal string // Config.InternalToken
+	internal string          // Config.InternalToken
+	peers    map[string]bool // Config.InternalAppIDs
 }
 
 var (
@@ -82,7 +86,11 @@ func New(cfg Config) (*Client, error) {
 	// The go-sdk client sends no token over a connection it did not dial:
 	// outgoing adds it to every call.
 	sdk := daprc.NewClientWithConnection(conn)
-	return &Client{sdk: sdk, conn: conn, store: cfg.StateStore, internal: cfg.InternalToken}, nil
+	peers := map[string]bool{}
+	for _, id := range cfg.InternalAppIDs {
+		peers[id] = true
+	}
+	return &Client{sdk: sdk, conn: conn, store: cfg.StateStore, internal: cfg.InternalToken, peers: peers}, nil
 }
 
 // Close closes the connection to the sidecar.
@@ -91,7 +99,7 @@ func (c *Client) Close() error { return c.conn.Close() }
 // WithStateStore returns a Client over the same connection whose state
 // calls go to the state component name. Closing either closes both.
 func (c *Client) WithStateStore(name string) *Client {
-	return &Client{sdk: c.sdk, conn: c.conn, store: name, internal: c.internal}
+	return &Client{sdk: c.sdk, conn: c.conn, store: name, internal: c.internal, peers: c.peers}
 }
 
 // outgoing bounds calls without a deadline, sends the API token and
@@ -246,11 +254,12 @@ func (c *Client) InvokeBinding(ctx context.Context, name, operation string, data
 
 // Invoke implements bindings.Invoker. A non-2xx answer of the target app
 // comes back from daprd as a gRPC status carrying the HTTP code; it is
-// returned as *bindings.InvokeError with that code. The internal credential,
-// when configured, travels as gRPC metadata, which daprd hands the called
-// app as a header (HTTP) or metadata (gRPC).
+// returned as *bindings.InvokeError with that code. To an app of the
+// deployment, the internal credential, when configured, travels as gRPC
+// metadata, which daprd hands the called app as a header (HTTP) or metadata
+// (gRPC); another app never sees it.
 func (c *Client) Invoke(ctx context.Context, appID, verb, method string, body []byte) ([]byte, error) {
-	if c.internal != "" {
+	if c.internal != "" && c.peers[appID] {
 		ctx = metadata.AppendToOutgoingContext(ctx, runtime.InternalTokenHeader, c.internal)
 	}
 	out, err := c.sdk.InvokeMethodWithContent(ctx, appID, method, verb, &daprc.DataContent{Data: body, ContentType: "application/json"})

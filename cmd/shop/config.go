@@ -40,6 +40,7 @@ type Config struct {
 	EmailFrom             string        `envconfig:"EMAIL_FROM" default:"shop@example.com" desc:"sender address of confirmation emails"`
 	Catalog               string        `envconfig:"CATALOG" desc:"products as id:name:stock,..., e.g. product-1:Laptop:10,product-2:Mouse:50; default the tutorial's product-1 Laptop 10, product-2 Mouse 50, product-3 Keyboard 25"`
 	RestockLevel          int           `envconfig:"RESTOCK_LEVEL" default:"0" desc:"stock the restock binding tops every product up to; 0 means each product's catalog stock"`
+	RestockEvery          time.Duration `envconfig:"RESTOCK_EVERY" default:"30s" desc:"least time between two restocks of a product: a restock trigger sooner after the last top-up is ignored, so that calling the binding's route by service invocation cannot refill stock early; keep it below the restock binding's schedule; 0 for none"`
 	RestockBinding        string        `envconfig:"RESTOCK_BINDING" default:"restock" desc:"cron input binding that triggers the restock"`
 	HoldSweepBinding      string        `envconfig:"HOLD_SWEEP_BINDING" default:"hold-sweep" desc:"cron input binding that triggers the inventory's sweep of unconfirmed stock holds and unsettled stock leases"`
 	OrderTimeout          time.Duration `envconfig:"ORDER_TIMEOUT" default:"20s" desc:"longest one POST /orders may take; after it the order is stored or never will be"`

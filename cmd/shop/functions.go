@@ -122,7 +122,7 @@ func registerInventory(s *shop) error {
 	if cfg.serves("order") { // same process: ask the order function, which registers next
 		lookup = inventory.OrderLookupFunc(s.findOrder)
 	}
-	inv, err := inventory.New(s.p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel, Orders: lookup, HoldTTL: cfg.HoldTTL})
+	inv, err := inventory.New(s.p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel, Orders: lookup, HoldTTL: cfg.HoldTTL, RestockEvery: cfg.RestockEvery})
 	if err != nil {
 		return err
 	}

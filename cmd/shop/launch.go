@@ -47,7 +47,7 @@ func banner(f *launch.File) {
 	for i, a := range f.Apps {
 		fns := a.Env["FUNCTIONS"]
 		if fns == "" {
-			fns = "order,inventory,notification"
+			fns = strings.Join(functionNames(), ",") // empty FUNCTIONS serves the whole function table
 		}
 		fmt.Fprintf(&b, "  %-22s functions %-30s app :%d  sidecar http :%d grpc :%d\n", a.AppID, fns, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort)
 		if a.AppMetricsPort != 0 {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -68,7 +69,10 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	gogc, gomaxprocs := procdefaults.Apply()
-	return host.Run(ctx, cfg.Env, func(h *host.Host) error {
+	// The shop's own peers are the deployment's, whatever INTERNAL_APP_IDS says.
+	env := cfg.Env
+	env.InternalAppIDs = append(slices.Clone(env.InternalAppIDs), cfg.InventoryAppID, cfg.OrderAppID)
+	return host.Run(ctx, env, func(h *host.Host) error {
 		w, err := register(h.App, cfg, sidecarPorts(h, cfg), h.Log)
 		h.OnClose(w.close)
 		if err != nil {

@@ -544,9 +544,19 @@ func TestTransientEmailFailureIsRetried(t *testing.T) {
 
 func TestRestockTopsUpAndIsIdempotent(t *testing.T) {
 	bothModes(t, func(t *testing.T, embedded bool) {
-		s := newTestShop(t, embedded, map[string]string{"RESTOCK_LEVEL": "20"})
+		s := newTestShop(t, embedded, map[string]string{"RESTOCK_LEVEL": "20", "RESTOCK_EVERY": "0"})
 		orderID(t, s.order(t, `{"productId":"product-2","quantity":45,"customerEmail":"a@example.com"}`))
 		assert.Equal(t, 5, s.stock(t, "product-2"))
+		// The order's hold is confirmed after its answer, with a write of
+		// its own: wait for it, so that it does not land between the
+		// restocks below.
+		require.Eventually(t, func() bool {
+			it, err := s.sc.State.Get(context.Background(), inventory.Key("product-2"))
+			require.NoError(t, err)
+			var p inventory.Product
+			require.NoError(t, json.Unmarshal(it.Value, &p))
+			return len(p.Holds) == 0 && len(p.Leases) == 0
+		}, 5*time.Second, 5*time.Millisecond)
 		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "restock", nil))
 		assert.Equal(t, 20, s.stock(t, "product-1"), "topped up to the level")
 		assert.Equal(t, 20, s.stock(t, "product-2"))

@@ -22,6 +22,8 @@ import (
 type Product struct {
 	Name  string `json:"name"`
 	Stock int    `json:"stock"`
+	// RestockedAt is when Restock last topped the product up.
+	RestockedAt time.Time `json:"restockedAt,omitzero"`
 	// Holds are keyed by order id. A hold is taken stock whose order may
 	// still fail: Confirm drops it once the order is stored, and SweepHolds
 	// settles the ones nobody confirmed by looking their order up.
@@ -106,20 +108,26 @@ type Config struct {
 	// takes to be stored (order.CreateTimeout) plus the time an order-service
 	// serves orders from one lease (order.LeaseLife).
 	HoldTTL time.Duration
+	// RestockEvery is the least time between two top-ups of a product: a
+	// restock sooner after the last is ignored, so that a trigger from
+	// anywhere but the schedule (the binding's route is reachable by
+	// service invocation too) cannot refill stock early. 0 for none.
+	RestockEvery time.Duration
 }
 
 // Service is the inventory function.
 type Service struct {
-	store   bindings.StateStore
-	catalog []Item
-	byID    map[string]Item
-	level   int
-	tries   int
-	orders  OrderLookup
-	ttl     time.Duration
-	now     func() time.Time
-	queues  sync.Map // product id -> *queue
-	drains  *workers.Pool
+	store        bindings.StateStore
+	catalog      []Item
+	byID         map[string]Item
+	level        int
+	tries        int
+	orders       OrderLookup
+	ttl          time.Duration
+	restockEvery time.Duration
+	now          func() time.Time
+	queues       sync.Map // product id -> *queue
+	drains       *workers.Pool
 }
 
 // New returns the inventory function over store.
@@ -137,7 +145,7 @@ func New(store bindings.StateStore, cfg Config) (*Service, error) {
 		cfg.HoldTTL = time.Minute
 	}
 	s := &Service{store: store, catalog: cfg.Catalog, byID: map[string]Item{}, level: cfg.RestockLevel, tries: cfg.MaxAttempts,
-		orders: cfg.Orders, ttl: cfg.HoldTTL, now: time.Now, drains: workers.New(0)}
+		orders: cfg.Orders, ttl: cfg.HoldTTL, restockEvery: cfg.RestockEvery, now: time.Now, drains: workers.New(0)}
 	for _, it := range cfg.Catalog {
 		if it.ID == "" {
 			return nil, errors.New("inventory: catalog item without an id")
@@ -172,6 +180,9 @@ func (r CheckRequest) Validate() error {
 	}
 	if r.Quantity < 1 || r.Quantity > MaxQuantity {
 		return runtime.Invalid("invalid_quantity", "quantity must be a whole number from 1 to %d", MaxQuantity)
+	}
+	if strings.HasPrefix(r.OrderID, UnclaimedCheckPrefix) {
+		return runtime.Invalid("invalid_order_id", "orderId may not start with %q: the inventory names checks without an order so", UnclaimedCheckPrefix)
 	}
 	if r.OrderID != "" {
 		return validOrderID(r.OrderID)
@@ -575,7 +586,11 @@ func (s *Service) Restock(ctx context.Context, _ runtime.BindingEvent[struct{}])
 			if p.Stock+leased >= target {
 				return false
 			}
+			if s.restockEvery > 0 && s.now().Sub(p.RestockedAt) < s.restockEvery {
+				return false // topped up lately: the next scheduled restock will
+			}
 			p.Stock = target - leased
+			p.RestockedAt = s.now().UTC()
 			return true
 		})
 		if err != nil {
@@ -706,7 +721,9 @@ func (s *Service) write(productID string, batch []*change) {
 func (s *Service) decode(productID string, it bindings.StateItem) (Product, error) {
 	if !it.Found {
 		c := s.byID[productID]
-		return Product{Name: c.Name, Stock: c.Stock}, nil
+		// Its catalog stock counts as a top-up: no restock before
+		// RestockEvery has passed.
+		return Product{Name: c.Name, Stock: c.Stock, RestockedAt: s.now().UTC()}, nil
 	}
 	var p Product
 	if err := json.Unmarshal(it.Value, &p); err != nil {

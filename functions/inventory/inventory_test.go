@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
@@ -326,4 +327,35 @@ func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
 	var p Product
 	require.NoError(t, json.Unmarshal(it.Value, &p))
 	assert.Empty(t, p.Holds)
+
+	err = CheckRequest{OrderID: UnclaimedCheckPrefix + "x", ProductID: "product-1", Quantity: 1}.Validate()
+	require.Error(t, err, "only the inventory names holds so: a caller cannot have one given back unasked")
+	assert.Contains(t, err.Error(), "may not start with")
+}
+
+// The restock binding's route is reachable by service invocation too; a
+// trigger soon after a top-up does not refill stock early.
+func TestARestockSoonAfterTheLastTopsNothingUp(t *testing.T) {
+	ctx := context.Background()
+	svc, err := New(memory.NewStore(), Config{RestockLevel: 10, RestockEvery: 30 * time.Second})
+	require.NoError(t, err)
+	now := time.Now()
+	svc.now = func() time.Time { return now }
+	take := func(n int) {
+		_, err := svc.Check(ctx, CheckRequest{OrderID: "order-" + strconv.Itoa(n), ProductID: "product-1", Quantity: 4})
+		require.NoError(t, err)
+	}
+	take(1)
+	require.NoError(t, svc.Restock(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 6, stockOf(t, svc, "product-1"), "the catalog's stock counts as the first top-up")
+	svc.now = func() time.Time { return now.Add(31 * time.Second) }
+	require.NoError(t, svc.Restock(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 10, stockOf(t, svc, "product-1"), "topped up")
+	take(2)
+	svc.now = func() time.Time { return now.Add(60 * time.Second) }
+	require.NoError(t, svc.Restock(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 6, stockOf(t, svc, "product-1"), "too soon after the last top-up")
+	svc.now = func() time.Time { return now.Add(62 * time.Second) }
+	require.NoError(t, svc.Restock(ctx, runtime.BindingEvent[struct{}]{}))
+	assert.Equal(t, 10, stockOf(t, svc, "product-1"), "on schedule again")
 }

@@ -186,6 +186,9 @@ func (f *File) check() error {
 		usePort(at+".metricsPort", a.MetricsPort)
 		usePort(at+".appMetricsPort", a.AppMetricsPort)
 		usePort(at+".profilePort", a.ProfilePort)
+		if t, ok := a.Env["INTERNAL_TOKEN"]; ok && t != f.Common.Env["INTERNAL_TOKEN"] {
+			bad(at+".env.INTERNAL_TOKEN", "every app of a run shares one internal credential: set INTERNAL_TOKEN in common.env, or nowhere for a fresh one per run")
+		}
 		if la := f.listenAddress(a); la != "0.0.0.0" && net.ParseIP(la) == nil {
 			bad(at+".listenAddress", "%q is not an IP address, e.g. 127.0.0.1 (the default) or 0.0.0.0", la)
 		}
@@ -288,7 +291,17 @@ func (f *File) env(a App) []string {
 	if _, ok := m["INTERNAL_TOKEN"]; !ok {
 		m["INTERNAL_TOKEN"] = f.InternalToken()
 	}
+	if _, ok := m["INTERNAL_APP_IDS"]; !ok {
+		ids := make([]string, len(f.Apps))
+		for i, o := range f.Apps {
+			ids[i] = o.AppID
+		}
+		m["INTERNAL_APP_IDS"] = strings.Join(ids, ",")
+	}
 	m["LISTEN_ADDRESS"] = f.listenAddress(a)
+	if _, ok := m["DAPR_HOST"]; !ok {
+		m["DAPR_HOST"] = f.probeHost(a) // where its daprd's APIs listen
+	}
 	if _, set := m["METRICS_PORT"]; !set && a.AppMetricsPort != 0 {
 		m["METRICS_PORT"] = itoa(a.AppMetricsPort)
 	}

@@ -148,6 +148,12 @@ func TestEverythingListensOnLoopbackUnlessTheFileSaysOtherwise(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, strings.Join(open.daprdArgs(open.Apps[0], ""), " "), "--dapr-listen-addresses 0.0.0.0")
 	assert.NotContains(t, strings.Join(daprdEnv("", "0.0.0.0", nil), " "), "DAPR_HOST_IP=0.0.0.0", "daprd finds its own address to announce")
+	assert.Contains(t, open.env(open.Apps[0]), "DAPR_HOST=127.0.0.1", "the app reaches its daprd on loopback")
+
+	host, err := Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  listenAddress: 198.18.0.11", 1)))
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(host.daprdArgs(host.Apps[0], ""), " "), "--app-channel-address 198.18.0.11", "daprd calls the app where it listens")
+	assert.Contains(t, host.env(host.Apps[0]), "DAPR_HOST=198.18.0.11", "and the app calls daprd where it listens")
 
 	_, err = Load(writeFile(t, strings.Replace(valid, "appPort: 3000", "appPort: 3000\n  listenAddress: localhost", 1)))
 	require.ErrorContains(t, err, "listenAddress")
@@ -161,7 +167,10 @@ func TestEveryAppOfARunSharesOneInternalToken(t *testing.T) {
 	assert.Equal(t, token, f.InternalToken(), "chosen once per run")
 	for _, a := range f.Apps {
 		assert.Contains(t, f.env(a), "INTERNAL_TOKEN="+token)
+		assert.Contains(t, f.env(a), "INTERNAL_APP_IDS=order-service", "the credential goes to the run's apps")
 	}
+	_, err = Load(writeFile(t, strings.Replace(valid, "    FUNCTIONS: order,inventory\n", "    FUNCTIONS: order,inventory\n    INTERNAL_TOKEN: mine\n", 1)))
+	require.ErrorContains(t, err, "every app of a run shares one internal credential")
 	g, err := Load(writeFile(t, valid))
 	require.NoError(t, err)
 	assert.NotEqual(t, token, g.InternalToken(), "each run draws its own")

@@ -147,9 +147,12 @@ func Run(ctx context.Context, f *File, o Options) error {
 	return failed
 }
 
-// NoExportersConfig is the Configuration a daprd gets when its app has
-// neither a metricsPort nor a config file, so nothing exports what daprd
-// records. daprd records metrics whenever its Configuration leaves
+// NoExportersConfig is the Configuration a daprd gets first whenever its app
+// has no metricsPort, so nothing exports what daprd records; the app's own
+// config file, if any, is applied after it and wins where both speak (a file
+// that configures tracing should set samplingRate, or it keeps "0").
+//
+// daprd records metrics whenever its Configuration leaves
 // spec.metric.enabled at its default, true, even when --enable-metrics=false
 // leaves it without an exporter to read them from: in make bench's profiles
 // (-profile), 5-10 % of a sidecar's user-space CPU went to figures nobody
@@ -184,13 +187,15 @@ func writeNoExportersConfig() (string, error) {
 }
 
 // daprdArgs is a's daprd command line; noExporters is the path of the
-// Configuration given to a daprd without metricsPort and config file.
+// Configuration given first to a daprd without metricsPort, before the
+// app's own config file.
 func (f *File) daprdArgs(a App, noExporters string) []string {
 	listen := f.listenAddress(a)
 	args := []string{
 		"--app-id", a.AppID,
 		"--dapr-listen-addresses", listen,
 		"--dapr-internal-grpc-listen-address", listen,
+		"--app-channel-address", f.probeHost(a), // where the app listens
 		"--app-protocol", f.protocol(a),
 		"--dapr-http-port", itoa(a.DaprHTTPPort),
 		"--dapr-grpc-port", itoa(a.DaprGRPCPort),

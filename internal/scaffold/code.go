@@ -110,14 +110,14 @@ func (r *repo) table(m *model) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	line := fmt.Sprintf("\n\t{name: %q, config: %s.Config{}, register: register%s},", m.Name, m.Name, m.Type)
+	line := fmt.Sprintf("\n\t{name: %q, config: %s.Config{}, register: register%s},", m.Name, m.Alias(), m.Type)
 	i := bytes.Index(raw, []byte(tableEnd))
 	out := append(append(append([]byte{}, raw[:i]...), line...), raw[i:]...)
 	code, err := format.Source(out)
 	if err != nil {
 		return nil, fmt.Errorf("%s with %s's line does not parse: %w", tableFile, m.Name, err)
 	}
-	code = bytes.Replace(code, []byte("import (\n"), []byte(fmt.Sprintf("import (\n\t%q\n", "github.com/daprfn/shop/functions/"+m.Name)), 1)
+	code = bytes.Replace(code, []byte("import (\n"), []byte(fmt.Sprintf("import (\n\t%s %q\n", m.Alias(), "github.com/daprfn/shop/functions/"+m.Name)), 1)
 	if code, err = format.Source(code); err != nil {
 		return nil, fmt.Errorf("%s with %s's import does not parse: %w", tableFile, m.Name, err)
 	}
@@ -269,7 +269,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/daprfn/shop/functions/{{.Name}}"
+	{{.Alias}} "github.com/daprfn/shop/functions/{{.Name}}"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/runtimetest"
 )
@@ -277,12 +277,12 @@ import (
 // serve runs the function on the in-memory fake sidecar as app-id {{.Name}}.
 func serve(t *testing.T) *runtimetest.Sidecar {
 	t.Helper()
-	svc, err := {{.Name}}.New({{.Name}}.Config{}, nil)
+	svc, err := {{.Alias}}.New({{.Alias}}.Config{}, nil)
 	require.NoError(t, err)
 	sc := runtimetest.New()
 	sc.InternalToken = "test-internal-token"
 	app := runtime.New(runtime.Options{InternalToken: sc.InternalToken})
-	{{.Name}}.Register(app, svc)
+	{{.Alias}}.Register(app, svc)
 	require.NoError(t, app.Err())
 	sc.Serve("{{.Name}}", app)
 	return sc
@@ -343,21 +343,21 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/daprfn/shop/functions/{{.Name}}"
+	{{.Alias}} "github.com/daprfn/shop/functions/{{.Name}}"
 )
 
 // register{{.Type}} wires the {{.Name}} function (written by shop new): its
 // configuration from the {{.Name | upper}}_ variables, then its triggers.
 func register{{.Type}}(s *shop) error {
-	var cfg {{.Name}}.Config
+	var cfg {{.Alias}}.Config
 	if err := envconfig.Process({{printf "%q" (.Name | upper)}}, &cfg); err != nil {
 		return fmt.Errorf("{{.Name}} configuration: %w", err)
 	}
-	svc, err := {{.Name}}.New(cfg, s.log)
+	svc, err := {{.Alias}}.New(cfg, s.log)
 	if err != nil {
 		return err
 	}
-	{{.Name}}.Register(s.app, svc)
+	{{.Alias}}.Register(s.app, svc)
 	return nil
 }
 `

@@ -499,6 +499,9 @@ spec:
         - name: LISTEN_ADDRESS
           value: 0.0.0.0
         # The deployment's internal credential: internal routes require it.
+        # The deployment's apps: the only ones the credential is sent to.
+        - name: INTERNAL_APP_IDS
+          value: order-service,inventory-service,notification-service,%[1]s
         - name: INTERNAL_TOKEN
           valueFrom:
             secretKeyRef:

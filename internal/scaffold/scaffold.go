@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"go/token"
+	"go/types"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -66,6 +67,10 @@ type model struct {
 	Crons      []cron
 }
 
+// Alias is the name the shop's code imports the function's package under,
+// so that no function name can clash with another import (email, fmt, ...).
+func (m *model) Alias() string { return m.Name + "fn" }
+
 // NeedsStrings reports whether the handlers' checks use package strings.
 func (m *model) NeedsStrings() bool {
 	for _, r := range m.Routes {
@@ -91,8 +96,8 @@ func (s Spec) check() (*model, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	m := &model{Name: s.Name, Type: camel(s.Name)}
-	if !nameRE.MatchString(s.Name) || token.IsKeyword(s.Name) || len(s.Name) > 40 {
-		bad("name %q: want a lowercase Go identifier of letters and digits, starting with a letter, not a Go keyword, e.g. shipping", s.Name)
+	if !nameRE.MatchString(s.Name) || token.IsKeyword(s.Name) || types.Universe.Lookup(s.Name) != nil || len(s.Name) > 40 {
+		bad("name %q: want a lowercase Go identifier of letters and digits, starting with a letter, neither a Go keyword nor a predeclared name (error, string, len, ...), e.g. shipping", s.Name)
 	}
 	if len(s.Invoke)+len(s.Internal)+len(s.Topics)+len(s.Crons) == 0 {
 		bad("no trigger: give at least one --invoke \"POST /path\", --internal \"POST /path\", --topic pubsub/topic or --cron \"@every 1m\"")

@@ -65,7 +65,8 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"an existing function", Spec{Name: "order", Invoke: []string{"POST /x"}}, "functions/order exists already"},
 		{"an upper-case name", Spec{Name: "Shipping", Topics: []string{"pubsub/orders"}}, "lowercase Go identifier"},
 		{"a dash", Spec{Name: "ship-it", Topics: []string{"pubsub/orders"}}, "lowercase Go identifier"},
-		{"a keyword", Spec{Name: "func", Topics: []string{"pubsub/orders"}}, "not a Go keyword"},
+		{"a keyword", Spec{Name: "func", Topics: []string{"pubsub/orders"}}, "neither a Go keyword"},
+		{"a predeclared name", Spec{Name: "error", Topics: []string{"pubsub/orders"}}, "nor a predeclared name"},
 		{"no trigger", Spec{Name: "shipping"}, "no trigger"},
 		{"a route without method", Spec{Name: "shipping", Invoke: []string{"/quote"}}, `route "/quote": want "METHOD /path"`},
 		{"a lower-case method", Spec{Name: "shipping", Invoke: []string{"post /quote"}}, `route "post /quote"`},
@@ -110,8 +111,8 @@ func TestANewFunctionReachesEveryPlaceItRunsFrom(t *testing.T) {
 	} {
 		assert.Contains(t, handlers, want)
 	}
-	assert.Contains(t, read("cmd/shop/functions.go"), `{name: "shipping", config: shipping.Config{}, register: registerShipping},`)
-	assert.Contains(t, read("cmd/shop/functions.go"), `"github.com/daprfn/shop/functions/shipping"`)
+	assert.Contains(t, read("cmd/shop/functions.go"), `{name: "shipping", config: shippingfn.Config{}, register: registerShipping},`)
+	assert.Contains(t, read("cmd/shop/functions.go"), `shippingfn "github.com/daprfn/shop/functions/shipping"`)
 
 	// Its own app in each distributed run file, on ports nobody else uses,
 	// and served by the embedded app.

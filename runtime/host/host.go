@@ -47,11 +47,12 @@ type Env struct {
 	HealthPort    int    `envconfig:"HEALTH_PORT" default:"0" desc:"extra HTTP port for /healthz and /readyz when APP_PROTOCOL=grpc; 0 for none"`
 	ListenAddress string `envconfig:"LISTEN_ADDRESS" default:"127.0.0.1" desc:"address the app port and HEALTH_PORT listen on; 127.0.0.1 keeps the app reachable only from its own host (its sidecar); 0.0.0.0 when something on another address must reach it, e.g. a kubelet's probes of HEALTH_PORT"`
 
-	DaprHost      string `envconfig:"DAPR_HOST" default:"127.0.0.1" desc:"host of the sidecar's APIs"`
-	DaprGRPCPort  int    `envconfig:"DAPR_GRPC_PORT" default:"50001" desc:"sidecar gRPC API port the app calls out through"`
-	DaprAPIToken  string `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
-	AppAPIToken   string `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set (health probes exempt, and over gRPC the subscription and binding listings, which daprd sends without it)"`
-	InternalToken string `envconfig:"INTERNAL_TOKEN" desc:"credential every app of one deployment shares: sent on every service invocation and required by internal routes (JSON 403 without it), and the key order events are signed with; the launcher draws one per run, Kubernetes reads it from the internal-token secret; when empty, internal routes refuse every call and order events go unsigned"`
+	DaprHost       string   `envconfig:"DAPR_HOST" default:"127.0.0.1" desc:"host of the sidecar's APIs"`
+	DaprGRPCPort   int      `envconfig:"DAPR_GRPC_PORT" default:"50001" desc:"sidecar gRPC API port the app calls out through"`
+	DaprAPIToken   string   `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
+	AppAPIToken    string   `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set (health probes exempt, and over gRPC the subscription and binding listings, which daprd sends without it)"`
+	InternalAppIDs []string `envconfig:"INTERNAL_APP_IDS" desc:"the app-ids of the deployment's own apps, comma-separated: the only apps INTERNAL_TOKEN is sent to (the launcher sets every app-id of its run file; the manifests list the shop's)"`
+	InternalToken  string   `envconfig:"INTERNAL_TOKEN" desc:"credential every app of one deployment shares: sent on every service invocation and required by internal routes (JSON 403 without it), and the key order events are signed with; the launcher draws one per run, Kubernetes reads it from the internal-token secret; when empty, internal routes refuse every call and order events go unsigned"`
 
 	MetricsPort     int           `envconfig:"METRICS_PORT" default:"0" desc:"port of the app's own Prometheus metrics (GET /metrics on LISTEN_ADDRESS): deliveries of every route, topic and binding by outcome, and their latency; 0 for none (the launcher gives each app its own)"`
 	PprofAddr       string        `envconfig:"PPROF_ADDR" desc:"address for net/http/pprof profiles (e.g. 127.0.0.1:6060); off when empty"`
@@ -101,8 +102,9 @@ func (e Env) Logger() (*slog.Logger, error) {
 
 // Host is what a registration gets: the App to register functions in, the
 // sidecar client that serves every port a function calls out through
-// (bindings.StateStore, Publisher, OutputBinding, Invoker, Components), the
-// logger and the environment.
+// (Publisher, OutputBinding, Invoker, Components; for StateStore, name the
+// store first: h.Sidecar.WithStateStore("statestore")), the logger and the
+// environment.
 type Host struct {
 	Env     Env
 	App     *runtime.App
@@ -154,9 +156,10 @@ func Run(ctx context.Context, env Env, register Register) error {
 		go servePprof(env.PprofAddr, log)
 	}
 	sidecar, err := dapr.New(dapr.Config{
-		Address:       net.JoinHostPort(env.DaprHost, strconv.Itoa(env.DaprGRPCPort)),
-		APIToken:      env.DaprAPIToken,
-		InternalToken: env.InternalToken,
+		Address:        net.JoinHostPort(env.DaprHost, strconv.Itoa(env.DaprGRPCPort)),
+		APIToken:       env.DaprAPIToken,
+		InternalToken:  env.InternalToken,
+		InternalAppIDs: env.InternalAppIDs,
 	})
 	if err != nil {
 		return err
