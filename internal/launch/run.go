@@ -161,8 +161,9 @@ func Run(ctx context.Context, f *File, o Options) error {
 // traceparent; with sampling off daprd runs no tracing middleware (3-5 % less
 // sidecar CPU per order in make bench) and still passes a caller's
 // traceparent on to the app.
-const NoExportersConfig = `# Written by the shop's launcher for apps with neither a metricsPort nor a
-# config file: with no exporter, what daprd would record cannot be read.
+const NoExportersConfig = `# Written by the shop's launcher for apps without a metricsPort, applied
+# before the app's own config file: with no exporter, what daprd would
+# record cannot be read.
 apiVersion: dapr.io/v1alpha1
 kind: Configuration
 metadata:

@@ -238,7 +238,9 @@ func (e {{.Event}}) Validate() error {
 }
 {{end}}
 // {{.Handler}} handles an event on {{.Pubsub}}/{{.Topic}}{{if .OrderEvent}}, the shop's order
-// events (orderevent.Event, checked by its Validate){{end}}. A nil error acknowledges it;
+// events (orderevent.Event; its Validate checks the shape only: anyone may
+// publish, so check an event before acting on it, with its SignedBy or an
+// orderevent.Lookup, as docs/writing-functions.md shows){{end}}. A nil error acknowledges it;
 // runtime.RetryLater(err) has it redelivered, runtime.Invalid drops it.
 // Dapr delivers at least once: handle a repeat as the first.
 func (s *Service) {{.Handler}}(ctx context.Context, ev runtime.Event[{{.Event}}]) error {
