@@ -221,6 +221,10 @@ type CheckResponse struct {
 // once the hold is older than the TTL, without asking the order function.
 const UnclaimedCheckPrefix = "check-"
 
+// UnclaimedCheckPeriod is how long the checks without an order of one
+// product share one hold: it is given back whole, HOLD_TTL after its first.
+const UnclaimedCheckPeriod = 15 * time.Second
+
 // ErrProductNotFound is the seed's 404 for an unknown product.
 var ErrProductNotFound = runtime.NotFound("product_not_found", "Product not found")
 
@@ -233,7 +237,9 @@ var ErrProductNotFound = runtime.NotFound("product_not_found", "Product not foun
 // order-service, takes stock for HOLD_TTL at most, not for good.
 func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, error) {
 	if in.OrderID == "" {
-		in.OrderID = UnclaimedCheckPrefix + strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+		// One hold per product and period: checks without an order add up
+		// in it, so however many come, the product's record keeps a few.
+		in.OrderID = UnclaimedCheckPrefix + strconv.FormatInt(s.now().Unix()/int64(UnclaimedCheckPeriod/time.Second), 36)
 	}
 	var out CheckResponse
 	err := s.update(ctx, in.ProductID, func(p *Product) bool {
@@ -249,7 +255,8 @@ func (s *Service) Check(ctx context.Context, in CheckRequest) (CheckResponse, er
 // took tells whether p changed.
 func (s *Service) take(p *Product, in CheckRequest) (out CheckResponse, took bool) {
 	out = CheckResponse{ProductName: p.Name}
-	if _, held := p.Holds[in.OrderID]; held && in.OrderID != "" {
+	unclaimed := strings.HasPrefix(in.OrderID, UnclaimedCheckPrefix)
+	if _, held := p.Holds[in.OrderID]; held && in.OrderID != "" && !unclaimed {
 		out.Available, out.RemainingStock = true, p.Stock
 		return out, false
 	}
@@ -260,7 +267,12 @@ func (s *Service) take(p *Product, in CheckRequest) (out CheckResponse, took boo
 			if p.Holds == nil {
 				p.Holds = map[string]Hold{}
 			}
-			p.Holds[in.OrderID] = Hold{Quantity: in.Quantity, At: s.now().UTC()}
+			h := p.Holds[in.OrderID] // an unclaimed period's hold adds up
+			if h.At.IsZero() {
+				h.At = s.now().UTC()
+			}
+			h.Quantity += in.Quantity
+			p.Holds[in.OrderID] = h
 		}
 	}
 	out.RemainingStock = p.Stock

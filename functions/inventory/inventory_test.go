@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -311,6 +312,15 @@ func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
 		assert.True(t, out.Available, "the seed's answer is unchanged")
 	}
 	assert.Equal(t, 0, stockOf(t, svc, "product-1"), "each check takes its five, as the seed's does")
+	held, err := store.Get(ctx, Key("product-1"))
+	require.NoError(t, err)
+	var rec Product
+	require.NoError(t, json.Unmarshal(held.Value, &rec))
+	require.Len(t, rec.Holds, 1, "checks of one period share one hold, however many come")
+	for id, h := range rec.Holds {
+		assert.True(t, strings.HasPrefix(id, UnclaimedCheckPrefix))
+		assert.Equal(t, 10, h.Quantity)
+	}
 	out, err := svc.Check(ctx, CheckRequest{ProductID: "product-1", Quantity: 1})
 	require.NoError(t, err)
 	assert.False(t, out.Available)
