@@ -23,6 +23,15 @@ $(DAPRD): deploy/daprd/go.mod deploy/daprd/go.sum deploy/daprd/main.go
 .PHONY: daprd
 daprd: $(DAPRD) ## build the pinned daprd once (cached under bin/, keyed by version)
 
+KUBE_VERSION := 1.34.2
+KUBE_BIN     := bin/kube-$(KUBE_VERSION)
+
+$(KUBE_BIN)/kube-apiserver: deploy/kube/build.sh
+	deploy/kube/build.sh $(KUBE_VERSION) $(abspath $(KUBE_BIN))
+
+.PHONY: kube-apiserver
+kube-apiserver: $(KUBE_BIN)/kube-apiserver ## build kube-apiserver and kubectl from the k8s.io/kubernetes module (cached under bin/, keyed by version)
+
 .PHONY: build
 build: ## build the shop binary into bin/shop: static, as the Dockerfile builds it
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(SHOP) ./cmd/shop
@@ -78,7 +87,7 @@ FUZZ_TIME  ?= 500000x
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: test
-test: daprd mailpit-bin ## gofmt, vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer on 20000 inputs
+test: daprd mailpit-bin kube-apiserver ## gofmt, vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer on 20000 inputs
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w on them):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
