@@ -170,7 +170,7 @@ func TestEveryManifestAndDaprResourceOnARealAPIServer(t *testing.T) {
 	for _, dir := range []string{"../cmd/shop", "../deploy", "../components", "../functions"} {
 		require.NoError(t, os.CopyFS(filepath.Join(root, strings.TrimPrefix(dir, "../")), os.DirFS(dir)))
 	}
-	files, err := scaffold.Plan(root, scaffold.Spec{Name: "shipping", Topics: []string{"pubsub/orders"}, Crons: []string{"@every 1m"}, Invoke: []string{"POST /quote"}})
+	files, err := scaffold.Plan(root, scaffold.Spec{Name: "kubecheck", Topics: []string{"pubsub/orders"}, Crons: []string{"@every 1m"}, Invoke: []string{"POST /quote"}})
 	require.NoError(t, err)
 	require.NoError(t, scaffold.Apply(root, files))
 
@@ -178,7 +178,7 @@ func TestEveryManifestAndDaprResourceOnARealAPIServer(t *testing.T) {
 	all = append(all, yamlFiles(t, "k8s", "config")...)
 	all = append(all, yamlFiles(t, "../components/embedded", "../components/redis", "../components/postgres-rabbitmq",
 		"../components/email-files", "../components/email-smtp")...)
-	all = append(all, filepath.Join(root, "deploy", "k8s", "shipping.yaml"), filepath.Join(root, "deploy", "config", "shipping.yaml"))
+	all = append(all, filepath.Join(root, "deploy", "k8s", "kubecheck.yaml"), filepath.Join(root, "deploy", "config", "kubecheck.yaml"))
 	for _, f := range all {
 		out, err := s.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", f)
 		require.NoError(t, err, "%s:\n%s", f, out)

@@ -46,6 +46,9 @@ func copyRepository(t *testing.T) string {
 		}
 		return os.WriteFile(filepath.Join(root, rel), raw, 0o644)
 	}))
+	// The built tools (daprd, kube-apiserver) as they are: the copy's tests
+	// use them where the repository's do.
+	require.NoError(t, os.Symlink(filepath.Join(src, "bin"), filepath.Join(root, "bin")))
 	return root
 }
 
