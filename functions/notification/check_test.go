@@ -3,6 +3,7 @@ package notification
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -98,4 +99,14 @@ func TestOnlyEventsOfStoredOrdersAreEmailed(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, refused.Found)
 	})
+}
+
+func TestRecordKeysStaySafeWhateverTheEventID(t *testing.T) {
+	assert.Equal(t, "refused-ev-1", RefusedKey("ev-1"))
+	for _, id := range []string{"a||b", "../x", "", strings.Repeat("x", 500)} {
+		k := RefusedKey(id)
+		assert.True(t, runtime.SafeID(k), "%q makes the key %q", id, k)
+		assert.NotEqual(t, RefusedKey(id+"y"), k)
+	}
+	assert.True(t, runtime.SafeID(DeadLetterKey("a||b")))
 }

@@ -3,6 +3,8 @@ package notification
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +66,17 @@ func (s *Service) CheckEvents(key []byte, orders orderevent.Lookup) {
 
 // RefusedKey is the state key under which an order event that failed the
 // check is recorded.
-func RefusedKey(eventID string) string { return "refused-" + eventID }
+func RefusedKey(eventID string) string { return "refused-" + keySafe(eventID) }
+
+// keySafe is id when it is a safe key part, else a digest of it: whoever
+// publishes chooses event ids, and daprd refuses some keys ("a||b").
+func keySafe(id string) string {
+	if runtime.SafeID(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "sha256-" + hex.EncodeToString(sum[:16])
+}
 
 // genuine reports whether o is an order the order function stored, with
 // the reason when it is not; err is a failed lookup, worth retrying.
@@ -176,7 +188,7 @@ Thank you for your order!
 }
 
 // DeadLetterKey is the state key under which a dead-lettered event is kept.
-func DeadLetterKey(eventID string) string { return "deadletter-" + eventID }
+func DeadLetterKey(eventID string) string { return "deadletter-" + keySafe(eventID) }
 
 // DeadLetter handles what the orders topic dead-lettered. daprd dead-letters
 // an event not only when the handler dropped it as poison but also when it
