@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/daprfn/shop/runtime"
 )
@@ -29,6 +30,9 @@ type StateOp struct {
 	Value  []byte
 	ETag   string
 	Delete bool
+	// TTL, when above 0, has the store forget the item that long after the
+	// write (Dapr's ttlInSeconds, rounded up to a whole second).
+	TTL time.Duration
 }
 
 // StateStore is a key/value store with optimistic concurrency. Every write is

@@ -135,4 +135,21 @@ func StateStore(t *testing.T, s bindings.StateStore) {
 		assert.JSONEq(t, `{"t":2}`, string(items[1].Value))
 		assert.False(t, items[2].Found)
 	})
+
+	t.Run("an item written with a TTL is forgotten after it", func(t *testing.T) {
+		require.NoError(t, s.Transact(ctx, []bindings.StateOp{
+			{Key: key("ttl"), Value: []byte(`{"brief":true}`), TTL: time.Second},
+			{Key: key("kept"), Value: []byte(`{"brief":false}`)},
+		}))
+		it, err := s.Get(ctx, key("ttl"))
+		require.NoError(t, err)
+		require.True(t, it.Found, "there until its TTL")
+		require.Eventually(t, func() bool {
+			it, err := s.Get(ctx, key("ttl"))
+			return err == nil && !it.Found
+		}, 10*time.Second, 100*time.Millisecond, "forgotten after its TTL")
+		kept, err := s.Get(ctx, key("kept"))
+		require.NoError(t, err)
+		assert.True(t, kept.Found, "an item without TTL stays")
+	})
 }

@@ -189,6 +189,9 @@ func (c *Client) Transact(ctx context.Context, ops []bindings.StateOp) error {
 	opts := &daprc.StateOptions{Concurrency: daprc.StateConcurrencyFirstWrite}
 	for i, op := range ops {
 		item := &daprc.SetStateItem{Key: op.Key, Value: op.Value, Options: opts}
+		if op.TTL > 0 {
+			item.Metadata = map[string]string{"ttlInSeconds": strconv.FormatInt(int64((op.TTL+time.Second-1)/time.Second), 10)}
+		}
 		if op.ETag != "" {
 			item.Etag = &daprc.ETag{Value: op.ETag}
 		}

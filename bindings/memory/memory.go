@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/runtime"
@@ -29,8 +30,20 @@ func (s *Store) FailNextTransact(err error) {
 }
 
 type entry struct {
-	value []byte
-	etag  string
+	value   []byte
+	etag    string
+	expires time.Time // zero: never
+}
+
+// live returns key's entry unless it is missing or expired; an expired one
+// is forgotten.
+func (s *Store) live(key string) (entry, bool) {
+	e, ok := s.items[key]
+	if ok && !e.expires.IsZero() && !time.Now().Before(e.expires) {
+		delete(s.items, key)
+		return entry{}, false
+	}
+	return e, ok
 }
 
 var _ bindings.StateStore = (*Store)(nil)
@@ -42,6 +55,9 @@ func NewStore() *Store { return &Store{items: map[string]entry{}} }
 func (s *Store) Keys() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for k := range s.items {
+		s.live(k)
+	}
 	return slices.Sorted(maps.Keys(s.items))
 }
 
@@ -53,7 +69,7 @@ func (s *Store) Get(_ context.Context, key string) (bindings.StateItem, error) {
 }
 
 func (s *Store) get(key string) bindings.StateItem {
-	e, ok := s.items[key]
+	e, ok := s.live(key)
 	if !ok {
 		return bindings.StateItem{Key: key}
 	}
@@ -73,7 +89,7 @@ func (s *Store) BulkGet(_ context.Context, keys []string) ([]bindings.StateItem,
 
 // check reports whether op may be applied to the current state.
 func (s *Store) check(op bindings.StateOp) error {
-	e, ok := s.items[op.Key]
+	e, ok := s.live(op.Key)
 	switch {
 	case op.Delete && op.ETag == "":
 		return nil
@@ -91,7 +107,11 @@ func (s *Store) apply(op bindings.StateOp) {
 		return
 	}
 	s.seq++
-	s.items[op.Key] = entry{value: slices.Clone(op.Value), etag: strconv.FormatInt(s.seq, 10)}
+	e := entry{value: slices.Clone(op.Value), etag: strconv.FormatInt(s.seq, 10)}
+	if op.TTL > 0 {
+		e.expires = time.Now().Add(op.TTL)
+	}
+	s.items[op.Key] = e
 }
 
 // Save implements bindings.StateStore.

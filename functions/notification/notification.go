@@ -64,6 +64,20 @@ func (s *Service) CheckEvents(key []byte, orders orderevent.Lookup) {
 	s.checking, s.key, s.orders = true, key, orders
 }
 
+// RecordTTL is how long the records of refused and dead-lettered events
+// stay for an operator to read: anyone who may publish to the topic can
+// cause one, so they do not stay for good.
+const RecordTTL = 7 * 24 * time.Hour
+
+// record writes an operator's record once; one there already is kept.
+func (s *Service) record(ctx context.Context, key string, rec []byte) error {
+	err := s.store.Transact(ctx, []bindings.StateOp{{Key: key, Value: rec, TTL: RecordTTL}})
+	if errors.Is(err, bindings.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
 // RefusedKey is the state key under which an order event that failed the
 // check is recorded.
 func RefusedKey(eventID string) string { return "refused-" + keySafe(eventID) }
@@ -103,7 +117,7 @@ func (s *Service) genuine(ctx context.Context, o OrderEvent) (ok bool, reason st
 func (s *Service) refuse(ctx context.Context, ev runtime.Event[OrderEvent], reason string) error {
 	rec, _ := json.Marshal(map[string]any{"id": ev.ID, "source": ev.Source, "type": ev.Type, "orderId": ev.Data.OrderID,
 		"customerEmail": ev.Data.CustomerEmail, "reason": reason, "at": time.Now().UTC()})
-	if err := s.store.Save(ctx, RefusedKey(ev.ID), rec, ""); err != nil && !errors.Is(err, bindings.ErrConflict) {
+	if err := s.record(ctx, RefusedKey(ev.ID), rec); err != nil {
 		return runtime.RetryLater(fmt.Errorf("record refused event %s: %w", ev.ID, err))
 	}
 	s.log.Warn("order event refused: not emailed", "event", ev.ID, "source", ev.Source, "order", ev.Data.OrderID, "reason", reason)
@@ -212,7 +226,7 @@ func (s *Service) DeadLetter(ctx context.Context, ev runtime.Event[[]byte]) erro
 		return nil
 	}
 	rec, _ := json.Marshal(map[string]any{"id": ev.ID, "source": ev.Source, "type": ev.Type, "data": string(ev.Data), "at": time.Now().UTC()})
-	if err := s.store.Save(ctx, DeadLetterKey(ev.ID), rec, ""); err != nil && !errors.Is(err, bindings.ErrConflict) {
+	if err := s.record(ctx, DeadLetterKey(ev.ID), rec); err != nil {
 		return runtime.RetryLater(err)
 	}
 	s.log.Warn("order event dead-lettered", "event", ev.ID, "source", ev.Source, "data", string(ev.Data))
