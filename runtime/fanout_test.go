@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -119,20 +120,12 @@ func TestTheFanOutMemoryIsBounded(t *testing.T) {
 	deliver(app, "first")
 	require.Equal(t, int32(1), a.runs.Load(), "remembered while recent")
 	for i := range runtime.FanoutMemoSize {
-		deliver(app, "later-"+itoa(i))
+		deliver(app, "later-"+strconv.Itoa(i))
 	}
 	before := a.runs.Load()
 	deliver(app, "first")
 	assert.Equal(t, before+1, a.runs.Load(), "forgotten once FanoutMemoSize newer events came: it runs again (at least once)")
 	assert.LessOrEqual(t, runtime.FanoutMemoLen(app, "pubsub", "orders"), runtime.FanoutMemoSize)
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }
 
 // Publishers choose event ids: another event under a genuine one's id is

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -135,8 +134,8 @@ func loadConfig() (Config, error) {
 	if len(c.Functions) == 0 {
 		c.Functions = names
 	}
-	if c.AppID == "" {
-		return c, errors.New("APP_ID is empty: set it to the app's Dapr app-id (the launcher and the manifests do)")
+	if err := c.Env.Check(); err != nil {
+		return c, err
 	}
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)

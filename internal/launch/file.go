@@ -80,13 +80,14 @@ func (f *File) listenAddress(a App) string {
 
 // probeHost is the address the launcher reaches a's sidecar at.
 func (f *File) probeHost(a App) string {
-	switch h := f.listenAddress(a); h {
-	case "0.0.0.0", "::", "[::]":
-		return "127.0.0.1"
-	default:
+	if h := f.listenAddress(a); !wildcard(h) {
 		return h
 	}
+	return "127.0.0.1"
 }
+
+// wildcard reports whether addr means every address of the host.
+func wildcard(addr string) bool { return addr == "0.0.0.0" || addr == "::" }
 
 var (
 	appIDPattern   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)

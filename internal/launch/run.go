@@ -55,7 +55,7 @@ func daprdEnv(gogc, hostIP string, tokens []string) []string {
 		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "DAPR_HOST_IP=")
 	})
 	env = append(env, "GOGC="+gogc)
-	if hostIP != "0.0.0.0" && hostIP != "::" {
+	if !wildcard(hostIP) {
 		env = append(env, "DAPR_HOST_IP="+hostIP)
 	}
 	return append(env, tokens...)

@@ -70,10 +70,12 @@ func LoadEnv() (Env, error) {
 	if err := envconfig.Process("", &e); err != nil {
 		return e, fmt.Errorf("configuration: %w", err)
 	}
-	return e, e.check()
+	return e, e.Check()
 }
 
-func (e Env) check() error {
+// Check reports what in e cannot run: no APP_ID, or a LOG_LEVEL or
+// LOG_FORMAT that is not one of theirs. LoadEnv and Run call it.
+func (e Env) Check() error {
 	if e.AppID == "" {
 		return errors.New("APP_ID is empty: set it to the app's Dapr app-id (the launcher and the manifests do)")
 	}
@@ -147,7 +149,7 @@ func Main(register Register) {
 // drains in-flight work for env.ShutdownTimeout and runs the OnClose
 // functions. It returns nil after a clean stop.
 func Run(ctx context.Context, env Env, register Register) error {
-	if err := env.check(); err != nil {
+	if err := env.Check(); err != nil {
 		return err
 	}
 	log, _ := env.Logger()
