@@ -13,8 +13,9 @@ import (
 // repo is the repository Plan reads.
 type repo struct {
 	root    string
-	appPort int   // Spec.AppPort
-	ports   ports // the new app's, once runFiles chose them
+	appPort int       // Spec.AppPort
+	ports   ports     // the new app's, once runFiles chose them
+	files   []runFile // the run files, as read once
 }
 
 func (r *repo) read(path string) ([]byte, error) {

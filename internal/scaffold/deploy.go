@@ -23,7 +23,12 @@ type runFile struct {
 	embedded *launch.App // the app that serves several functions, if any
 }
 
+// loadRunFiles reads and parses deploy/dapr*.yaml, once per Plan: the
+// steps that change them all start from the files as they were.
 func (r *repo) loadRunFiles() ([]runFile, error) {
+	if r.files != nil {
+		return r.files, nil
+	}
 	paths, err := filepath.Glob(filepath.Join(r.root, "deploy", "dapr*.yaml"))
 	if err != nil || len(paths) == 0 {
 		return nil, fmt.Errorf("no run file deploy/dapr*.yaml under %s (run shop new at the repository's root)", r.root)
@@ -47,6 +52,7 @@ func (r *repo) loadRunFiles() ([]runFile, error) {
 		}
 		out = append(out, rf)
 	}
+	r.files = out
 	return out, nil
 }
 
