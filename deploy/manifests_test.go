@@ -150,6 +150,7 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 				env[e.Name] = e.Value
 			}
 			assert.Equal(t, app.Env["FUNCTIONS"], env["FUNCTIONS"])
+			assert.Equal(t, run.Common.Env["GOMAXPROCS"], env["GOMAXPROCS"], "the app runs with the run file's Go settings")
 			assert.Equal(t, "0.0.0.0", env["LISTEN_ADDRESS"], "the kubelet probes the app from the pod's address")
 			assert.Contains(t, env, "INTERNAL_TOKEN", "internal routes and event signatures need the deployment's credential")
 			peers := strings.Split(env["INTERNAL_APP_IDS"], ",")

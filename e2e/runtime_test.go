@@ -188,6 +188,10 @@ func runtimeSuite(t *testing.T, redisAddr string, proto dapr.Protocol) {
 
 	t.Run("publisher conformance", func(t *testing.T) { conformance.Publisher(t, client, "pubsub", tp.conf, rec.conf) })
 
+	t.Run("compare-and-swap conformance", func(t *testing.T) { conformance.Update(t, client) })
+
+	t.Run("outbox conformance", func(t *testing.T) { conformance.Outbox(t, client, client, "pubsub", tp.conf, rec.conf) })
+
 	t.Run("publish through the sidecar reaches the topic handler", func(t *testing.T) {
 		status, _ := post(t, d.URL("/v1.0/publish/pubsub/"+tp.events), `{"orderId":"o-1","quantity":1}`)
 		require.Equal(t, http.StatusNoContent, status)

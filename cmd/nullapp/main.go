@@ -30,7 +30,6 @@ import (
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/bindings/dapr"
-	"github.com/daprfn/shop/internal/procdefaults"
 	"github.com/daprfn/shop/runtime"
 	daprrt "github.com/daprfn/shop/runtime/dapr"
 )
@@ -71,7 +70,6 @@ func run(ctx context.Context) error {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return err
 	}
-	procdefaults.Apply() // the shop's Go runtime settings: the floor runs on equal terms
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sc, err := dapr.New(dapr.Config{Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.DaprGRPCPort)), StateStore: "statestore"})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/runtime"
+	"github.com/daprfn/shop/runtime/outbox"
 )
 
 // function is one entry of the function table: a function bin/shop can
@@ -158,20 +159,22 @@ func registerOrder(s *shop) error {
 	if err != nil {
 		return err
 	}
-	ob, err := order.NewOutbox(p.state, p.pub, archive, order.OutboxConfig{Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID,
-		RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter, DeliveryWait: cfg.OutboxDeliveryWait, SigningKey: orderevent.Key(cfg.InternalToken)}, log)
+	events, err := outbox.New(outbox.Config{Store: p.state, Publisher: p.pub, Pubsub: cfg.Pubsub, Topic: cfg.OrdersTopic, Source: cfg.AppID,
+		After: order.ArchiveAfterPublish(archive), RetryAfter: cfg.OutboxRetryAfter, StaleAfter: cfg.OutboxStaleAfter,
+		DeliveryWait: cfg.OutboxDeliveryWait, Log: log})
 	if err != nil {
 		return err
 	}
-	s.w.closers = append(s.w.closers, ob.Close)
-	orders, err := order.New(p.state, stock, ob, cfg.OrderTimeout, log)
+	s.w.closers = append(s.w.closers, events.Close)
+	orders, err := order.New(order.Config{Store: p.state, Stock: stock, Events: events, SigningKey: orderevent.Key(cfg.InternalToken),
+		CreateTimeout: cfg.OrderTimeout, Log: log})
 	if err != nil {
 		return err
 	}
 	s.orders = orders
 	runtime.Invoke(s.app, "POST /orders", orders.Create)
 	runtime.Invoke(s.app, "GET /orders/{id}", orders.Get) // the seed's "check order status"; the hold sweep reads it too
-	runtime.Binding(s.app, cfg.SweepBinding, ob.Sweep)
+	runtime.Binding(s.app, cfg.SweepBinding, events.Sweep)
 	s.app.Requires(runtime.Component{Kind: "state", Name: cfg.StateStore}, runtime.Component{Kind: "pubsub", Name: cfg.Pubsub},
 		runtime.Component{Kind: "bindings", Name: cfg.OrderStoreBinding})
 	s.w.onReady = append(s.w.onReady, archive.EnsureSchema)

@@ -11,19 +11,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	goruntime "runtime"
 	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/daprfn/shop/functions/inventory"
 	"github.com/daprfn/shop/functions/order"
-	"github.com/daprfn/shop/internal/procdefaults"
 	"github.com/daprfn/shop/runtime/host"
 )
 
@@ -68,7 +68,6 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	gogc, gomaxprocs := procdefaults.Apply()
 	// The shop's own peers are the deployment's, whatever INTERNAL_APP_IDS says.
 	env := cfg.Env
 	env.InternalAppIDs = append(slices.Clone(env.InternalAppIDs), cfg.InventoryAppID, cfg.OrderAppID)
@@ -82,7 +81,7 @@ func serve(ctx context.Context) error {
 			h.OnReady(f)
 		}
 		h.Log.Info("serving functions", "functions", cfg.Functions, "protocol", cfg.AppProtocol, "port", cfg.AppPort,
-			"gomaxprocs", gomaxprocs, "gogc", gcSetting(gogc))
+			"gomaxprocs", goruntime.GOMAXPROCS(0), "gogc", cmp.Or(os.Getenv("GOGC"), "100"))
 		return nil
 	})
 }
@@ -117,12 +116,4 @@ func (l localStock) Confirm(t order.Taken) {
 			l.log.Warn("confirming a stock hold failed; the inventory's hold sweep will settle it", "order", t.OrderID, "error", err.Error())
 		}
 	}()
-}
-
-// gcSetting names the GC target procdefaults.Apply left in effect.
-func gcSetting(gogc int) string {
-	if gogc < 0 {
-		return "GOGC=" + os.Getenv("GOGC")
-	}
-	return strconv.Itoa(gogc)
 }

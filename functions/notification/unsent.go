@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/runtime"
+	"github.com/daprfn/shop/runtime/state"
 )
 
 // UnsentKey is the state key under which an order event is kept that could
@@ -20,9 +20,7 @@ func UnsentKey(orderID string) string { return "unsent-" + orderID }
 // list keys.
 const unsentIndexKey = "unsent-index"
 
-type unsentIndex struct {
-	Orders []string `json:"orders"`
-}
+func (s *Service) unsent() state.Index { return state.Index{Store: s.store, Key: unsentIndexKey} }
 
 type unsentRecord struct {
 	EventID string     `json:"eventId"`
@@ -39,44 +37,15 @@ type unsentRecord struct {
 // others; a replica that died while sending is taken over after it.
 const claimFor = 5 * time.Minute
 
-// conflictRetries bounds the re-reads when another writer changed the index.
-const conflictRetries = 20
-
 // keep stores o's event and adds it to the index in one transaction, for
 // SendUnsent. Keeping an event that is kept already changes nothing.
 func (s *Service) keep(ctx context.Context, eventID string, o OrderEvent) error {
 	rec, _ := json.Marshal(unsentRecord{EventID: eventID, Order: o, KeptAt: time.Now().UTC()})
-	for attempt := range conflictRetries {
-		idx, etag, err := s.readIndex(ctx)
-		if err != nil {
-			return err
-		}
-		if slices.Contains(idx.Orders, o.OrderID) {
-			return nil
-		}
-		idx.Orders = append(idx.Orders, o.OrderID)
-		b, _ := json.Marshal(idx)
-		err = s.store.Transact(ctx, []bindings.StateOp{{Key: UnsentKey(o.OrderID), Value: rec}, {Key: unsentIndexKey, Value: b, ETag: etag}})
-		if !errors.Is(err, bindings.ErrConflict) {
-			return err
-		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
-	return fmt.Errorf("keep unsent order event %s: %s changed %d times in a row", o.OrderID, unsentIndexKey, conflictRetries)
-}
-
-func (s *Service) readIndex(ctx context.Context) (unsentIndex, string, error) {
-	var idx unsentIndex
-	it, err := s.store.Get(ctx, unsentIndexKey)
+	_, err := s.unsent().Add(ctx, o.OrderID, bindings.StateOp{Key: UnsentKey(o.OrderID), Value: rec})
 	if err != nil {
-		return idx, "", fmt.Errorf("read %s: %w", unsentIndexKey, err)
+		return fmt.Errorf("keep unsent order event %s: %w", o.OrderID, err)
 	}
-	if it.Found {
-		if err := json.Unmarshal(it.Value, &idx); err != nil {
-			return idx, "", fmt.Errorf("%s is corrupt: %w", unsentIndexKey, err)
-		}
-	}
-	return idx, it.ETag, nil
+	return nil
 }
 
 // SendUnsent is the email sweep's cron step: it sends the kept events in the
@@ -87,8 +56,8 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 		return nil // the previous sweep still runs
 	}
 	defer s.sweeping.Unlock()
-	idx, _, err := s.readIndex(ctx)
-	if err != nil || len(idx.Orders) == 0 {
+	kept, err := s.unsent().List(ctx)
+	if err != nil || len(kept) == 0 {
 		return err
 	}
 	var done []string
@@ -105,7 +74,7 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 		return nil
 	}
 	var sendErr error
-	for _, id := range idx.Orders {
+	for _, id := range kept {
 		it, err := s.store.Get(ctx, UnsentKey(id))
 		if err != nil {
 			sendErr = fmt.Errorf("read %s: %w", UnsentKey(id), err)
@@ -141,10 +110,10 @@ func (s *Service) SendUnsent(ctx context.Context, _ runtime.BindingEvent[struct{
 		return err
 	}
 	if sent > 0 {
-		s.log.Info("kept order confirmations sent", "orders", sent, "left", len(idx.Orders)-sent)
+		s.log.Info("kept order confirmations sent", "orders", sent, "left", len(kept)-sent)
 	}
 	if sendErr != nil {
-		return runtime.RetryLater(fmt.Errorf("%d kept order confirmations still unsent: %w", len(idx.Orders)-sent, sendErr))
+		return runtime.RetryLater(fmt.Errorf("%d kept order confirmations still unsent: %w", len(kept)-sent, sendErr))
 	}
 	return nil
 }
@@ -169,22 +138,12 @@ func (s *Service) claim(ctx context.Context, it bindings.StateItem, rec unsentRe
 
 // forget deletes the records of ids and takes them off the index.
 func (s *Service) forget(ctx context.Context, ids []string) error {
-	for attempt := range conflictRetries {
-		idx, etag, err := s.readIndex(ctx)
-		if err != nil {
-			return err
-		}
-		idx.Orders = slices.DeleteFunc(idx.Orders, func(id string) bool { return slices.Contains(ids, id) })
-		b, _ := json.Marshal(idx)
-		ops := []bindings.StateOp{{Key: unsentIndexKey, Value: b, ETag: etag}}
-		for _, id := range ids {
-			ops = append(ops, bindings.StateOp{Key: UnsentKey(id), Delete: true})
-		}
-		err = s.store.Transact(ctx, ops)
-		if !errors.Is(err, bindings.ErrConflict) {
-			return err
-		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	ops := make([]bindings.StateOp, len(ids))
+	for i, id := range ids {
+		ops[i] = bindings.StateOp{Key: UnsentKey(id), Delete: true}
 	}
-	return fmt.Errorf("forget sent order events: %s changed %d times in a row", unsentIndexKey, conflictRetries)
+	if err := s.unsent().Remove(ctx, ids, ops...); err != nil {
+		return fmt.Errorf("forget sent order events: %w", err)
+	}
+	return nil
 }

@@ -60,9 +60,9 @@ func TestADeadLetterThatCannotBeSentIsKeptAndSentLater(t *testing.T) {
 	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-1")), "kept, so daprd may ack it")
 	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-2")))
 	require.NoError(t, s.DeadLetter(context.Background(), deadLettered(t, "order-1")), "a redelivered dead letter is kept once")
-	idx, _, err := s.readIndex(context.Background())
+	kept, err := s.unsent().List(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, []string{"order-1", "order-2"}, idx.Orders)
+	assert.Equal(t, []string{"order-1", "order-2"}, kept)
 
 	err = sweep(s)
 	require.Error(t, err, "the sink is still down")
@@ -80,9 +80,9 @@ func TestADeadLetterThatCannotBeSentIsKeptAndSentLater(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, it.Found, "%s is forgotten once sent", k)
 	}
-	idx, _, err = s.readIndex(context.Background())
+	kept, err = s.unsent().List(context.Background())
 	require.NoError(t, err)
-	assert.Empty(t, idx.Orders)
+	assert.Empty(t, kept)
 
 	require.NoError(t, sweep(s))
 	assert.Len(t, mail.Sent(), 2, "nothing is sent twice")
@@ -120,9 +120,9 @@ func TestManyKeptEmailsAreSentAndForgottenInChunks(t *testing.T) {
 	mail.setDown(false)
 	require.NoError(t, sweep(s))
 	assert.Len(t, mail.Sent(), n)
-	idx, _, err := s.readIndex(context.Background())
+	kept, err := s.unsent().List(context.Background())
 	require.NoError(t, err)
-	assert.Empty(t, idx.Orders)
+	assert.Empty(t, kept)
 	for _, k := range store.Keys() {
 		assert.NotContains(t, k, "unsent-order-", "every kept record is deleted")
 	}
@@ -159,7 +159,7 @@ func TestTwoReplicasSweepsSendAKeptEmailOnce(t *testing.T) {
 	close(a.release)
 	require.NoError(t, <-done)
 	assert.Equal(t, []string{"order-5"}, a.Sent())
-	idx, _, err := replicaA.readIndex(context.Background())
+	kept, err := replicaA.unsent().List(context.Background())
 	require.NoError(t, err)
-	assert.Empty(t, idx.Orders)
+	assert.Empty(t, kept)
 }

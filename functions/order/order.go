@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net/mail"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/runtime"
+	"github.com/daprfn/shop/runtime/outbox"
 )
 
 // MaxQuantity is the largest quantity one order may ask for.
@@ -150,30 +150,44 @@ var (
 	ErrNotFound     = runtime.NotFound("order_not_found", "Order not found")
 )
 
-// Service is the order function.
-type Service struct {
-	store  bindings.StateStore
-	stock  Stock
-	outbox *Outbox
-	log    *slog.Logger
-	now    func() time.Time
-	limit  time.Duration
-	keys   sync.Map // idempotency key -> *sync.Mutex, for requests in flight
+// Events commits an order's writes together with its event (the
+// transactional outbox, *outbox.Outbox).
+type Events interface {
+	Commit(ctx context.Context, ops []bindings.StateOp, m outbox.Message) error
 }
 
-// New returns the order function; each Create is bounded by createTimeout
-// (DefaultCreateTimeout when 0).
-func New(store bindings.StateStore, stock Stock, outbox *Outbox, createTimeout time.Duration, log *slog.Logger) (*Service, error) {
-	if store == nil || stock == nil || outbox == nil {
-		return nil, errors.New("order: state store, stock and outbox are required")
+// Config is what the order function is made of.
+type Config struct {
+	Store  bindings.StateStore // required: orders and Idempotency-Key answers
+	Stock  Stock               // required
+	Events Events              // required
+	// SigningKey signs every order event (orderevent.Key of the deployment's
+	// internal credential), so the notification can tell them from events
+	// posted by anybody else; nil publishes them unsigned.
+	SigningKey []byte
+	// CreateTimeout bounds one Create (DefaultCreateTimeout when 0).
+	CreateTimeout time.Duration
+	Log           *slog.Logger
+}
+
+// Service is the order function.
+type Service struct {
+	Config
+	now func() time.Time
+}
+
+// New returns the order function.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Stock == nil || cfg.Events == nil {
+		return nil, errors.New("order: a state store, the stock and the events are required")
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if createTimeout <= 0 {
-		createTimeout = DefaultCreateTimeout
+	if cfg.CreateTimeout <= 0 {
+		cfg.CreateTimeout = DefaultCreateTimeout
 	}
-	return &Service{store: store, stock: stock, outbox: outbox, log: log, now: time.Now, limit: createTimeout}, nil
+	return &Service{Config: cfg, now: time.Now}, nil
 }
 
 // NewID returns an unguessable order id: "order-" and 128 random bits.
@@ -183,70 +197,104 @@ func NewID() string {
 	return "order-" + hex.EncodeToString(b[:])
 }
 
+// Create places an order: it takes the stock, stores the order with its
+// event, and answers. With an Idempotency-Key, a repeated request answers
+// as the first did.
+func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.CreateTimeout)
+	defer cancel()
+	if prev, found, err := s.answered(ctx, in.idempotencyKey); err != nil || found {
+		return prev, err
+	}
+	o, err := s.takeStock(ctx, in)
+	if err != nil {
+		return CreateResponse{}, err
+	}
+	resp := CreateResponse{OrderID: o.ID, Status: "Order created successfully"}
+	if err := s.store(ctx, o, in.idempotencyKey, resp); err != nil {
+		// The transaction may still have landed (a deadline or a lost answer
+		// says nothing either way), so the stock stays held: the inventory's
+		// hold sweep confirms it if the order exists and gives it back if not,
+		// once no Create can still store it; the outbox delivers the event if
+		// the order exists.
+		if prev, found, _ := s.answered(ctx, in.idempotencyKey); found {
+			return prev, nil // the same key's order was stored, by this request or another
+		}
+		s.Log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
+		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
+	}
+	s.Stock.Confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
+	return resp, nil
+}
+
+// takeStock takes the stock of the order in, and returns the order to store.
+func (s *Service) takeStock(ctx context.Context, in CreateRequest) (Order, error) {
+	id := NewID()
+	avail, err := s.Stock.Take(ctx, id, in.ProductID, in.Quantity)
+	switch {
+	case err != nil && runtime.Classify(err).Status == 404:
+		return Order{}, runtime.NotFound("product_not_found", "Product not found")
+	case err != nil:
+		// The stock may have been taken all the same: its hold is settled by
+		// the inventory's sweep, which finds no order under id.
+		return Order{}, runtime.Unavailable(err, "the inventory is unavailable, try again")
+	case !avail.Available:
+		return Order{}, ErrInsufficient
+	case avail.OrderID != "":
+		id = avail.OrderID // the stock chose the id (an order placed from a lease)
+	}
+	return Order{ID: id, ProductID: in.ProductID, Quantity: in.Quantity, CustomerEmail: in.CustomerEmail,
+		Status: "confirmed", CreatedAt: s.now().UTC()}, nil
+}
+
+// store writes the order, and the answer to its Idempotency-Key if it has
+// one, together with its event.
+func (s *Service) store(ctx context.Context, o Order, idempotencyKey string, resp CreateResponse) error {
+	orderJSON, _ := json.Marshal(o)
+	ops := []bindings.StateOp{{Key: o.ID, Value: orderJSON}}
+	if idempotencyKey != "" {
+		respJSON, _ := json.Marshal(resp)
+		ops = append(ops, bindings.StateOp{Key: idempotencyStateKey(idempotencyKey), Value: respJSON}) // create: a second writer conflicts
+	}
+	ev := bindings.Event{ID: o.ID, Type: EventType, Subject: o.ID, Data: EventOf(o).Signed(s.SigningKey)}
+	return s.Events.Commit(ctx, ops, outbox.Message{Event: ev, Attachment: o})
+}
+
+// answered returns the answer stored for an Idempotency-Key, if any.
+func (s *Service) answered(ctx context.Context, idempotencyKey string) (CreateResponse, bool, error) {
+	if idempotencyKey == "" {
+		return CreateResponse{}, false, nil
+	}
+	it, err := s.Store.Get(ctx, idempotencyStateKey(idempotencyKey))
+	if err != nil {
+		return CreateResponse{}, false, runtime.Unavailable(err, "checking the Idempotency-Key failed, try again")
+	}
+	var prev CreateResponse
+	if !it.Found || json.Unmarshal(it.Value, &prev) != nil {
+		return CreateResponse{}, false, nil
+	}
+	return prev, true, nil
+}
+
 func idempotencyStateKey(k string) string {
 	sum := sha256.Sum256([]byte(k))
 	return "idempotency-" + hex.EncodeToString(sum[:16])
 }
 
-// Create places an order.
-func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.limit)
-	defer cancel()
-	var idemKey string
-	if in.idempotencyKey != "" {
-		idemKey = idempotencyStateKey(in.idempotencyKey)
-		mu, _ := s.keys.LoadOrStore(idemKey, &sync.Mutex{})
-		mu.(*sync.Mutex).Lock()
-		defer func() { mu.(*sync.Mutex).Unlock(); s.keys.Delete(idemKey) }()
-		it, err := s.store.Get(ctx, idemKey)
-		if err != nil {
-			return CreateResponse{}, runtime.Unavailable(err, "checking the Idempotency-Key failed, try again")
-		}
-		if it.Found {
-			var prev CreateResponse
-			if err := json.Unmarshal(it.Value, &prev); err == nil {
-				return prev, nil
-			}
-		}
-	}
+// EventType is the CloudEvent type of order events.
+const EventType = "com.daprfn.order.confirmed"
 
-	id := NewID()
-	avail, err := s.stock.Take(ctx, id, in.ProductID, in.Quantity)
-	if err != nil {
-		// The stock may have been taken all the same: its hold is settled
-		// by the inventory's sweep, which finds no order under id.
-		if e := runtime.Classify(err); e.Status == 404 {
-			return CreateResponse{}, runtime.NotFound("product_not_found", "Product not found")
-		}
-		return CreateResponse{}, runtime.Unavailable(err, "the inventory is unavailable, try again")
-	}
-	if !avail.Available {
-		return CreateResponse{}, ErrInsufficient
-	}
-	if avail.OrderID != "" {
-		id = avail.OrderID
-	}
+// Archive stores confirmed orders outside the state store (order storage).
+type Archive interface {
+	Write(ctx context.Context, id string, record any) error
+}
 
-	o := Order{ID: id, ProductID: in.ProductID, Quantity: in.Quantity, CustomerEmail: in.CustomerEmail,
-		Status: "confirmed", CreatedAt: s.now().UTC()}
-	resp := CreateResponse{OrderID: o.ID, Status: "Order created successfully"}
-	orderJSON, _ := json.Marshal(o)
-	ops := []bindings.StateOp{{Key: o.ID, Value: orderJSON}}
-	if idemKey != "" {
-		respJSON, _ := json.Marshal(resp)
-		ops = append(ops, bindings.StateOp{Key: idemKey, Value: respJSON})
+// ArchiveAfterPublish is the outbox's After step for the order events: it
+// archives the order the event was committed with (its attachment).
+func ArchiveAfterPublish(a Archive) func(ctx context.Context, ev bindings.Event, order json.RawMessage) error {
+	return func(ctx context.Context, ev bindings.Event, order json.RawMessage) error {
+		return a.Write(ctx, ev.ID, order)
 	}
-	if err := s.outbox.Commit(ctx, o, ops); err != nil {
-		// The transaction may still have landed (a deadline or a lost answer
-		// says nothing either way), so the stock stays held: the inventory's
-		// hold sweep confirms it if the order exists and gives it back if not,
-		// once no Create can still store it. The outbox delivers the event if
-		// the order exists.
-		s.log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
-		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
-	}
-	s.stock.Confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
-	return resp, nil
 }
 
 // Find returns the stored order id; found is false when there is none
@@ -267,7 +315,7 @@ func (s *Service) Find(ctx context.Context, id string) (o Order, found bool, err
 
 // Get returns a stored order.
 func (s *Service) Get(ctx context.Context, in GetRequest) (json.RawMessage, error) {
-	it, err := s.store.Get(ctx, in.ID)
+	it, err := s.Store.Get(ctx, in.ID)
 	if err != nil {
 		return nil, runtime.Unavailable(err, "reading the order failed, try again")
 	}

@@ -113,9 +113,9 @@ func (g *Group[T, R]) Queued() int {
 	return len(g.queue)
 }
 
-// Close sends what is queued without lingering and waits until no call
-// runs. A Group keeps serving after Close, without lingering, so a request
-// that comes late is still sent.
+// Close sends what is queued without lingering, waits until no call runs,
+// and lets the Group's idle goroutines end. A Group keeps serving after
+// Close, without lingering, so a request that comes late is still sent.
 func (g *Group[T, R]) Close() {
 	g.mu.Lock()
 	if !g.closed {
@@ -130,6 +130,7 @@ func (g *Group[T, R]) Close() {
 	if idle != nil {
 		<-idle
 	}
+	g.drains.Close()
 }
 
 func (g *Group[T, R]) enqueue(c *Call[T, R]) {

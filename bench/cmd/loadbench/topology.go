@@ -122,6 +122,11 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			}
 		}
 		run.WriteString("  env:\n")
+		if command[0] == o.shop || command[0] == o.nullapp {
+			// The Go apps, the shop's and the floor's alike, run as the run
+			// files in deploy/ set them: GOMAXPROCS=1.
+			env["GOMAXPROCS"] = "1"
+		}
 		if command[0] == o.shop {
 			for k, v := range o.appEnv {
 				env[k] = v
