@@ -1,22 +1,21 @@
 // Package order takes orders: POST /orders and GET /orders/{id}, with the
 // seed's wire contract.
 //
-// An order takes stock first (Stock, the inventory function; over service
-// invocation the orders that fit in a lease of stock take it without a call,
-// see LeaseStock, and the takes that arrive while a call is in flight share
-// the next one, see InvokeStock), then commits the order and a pending-event record in
-// one state transaction, then publishes the order event and archives it.
-// The pending record is this package's transactional outbox: if publishing
-// or archiving fails, or the process dies, a sweep (a cron input binding)
-// finds the record and does it again; consumers deduplicate by order id,
-// which is the event's id. The stock an order takes is held under its id
-// until the order is stored and the hold confirmed (with the next takes,
-// or on its own after a short wait); a hold
-// nobody confirmed is settled by the inventory, which looks the order up
-// once no Create can still store it.
+// An order is four steps (Service.Create): validate the request, take its
+// stock from the inventory (Stock), store the order together with its event,
+// and answer. The order and its event are one atomic step through the
+// transactional outbox (runtime/outbox): if publishing fails, or the process
+// dies, the outbox's sweep delivers the event later, and the notification
+// deduplicates by the event's id, which is the order's. Every event is
+// signed, so the notification can tell the order function's events from
+// ones anybody could post.
 //
-// Dapr's own outbox is not used: it delays every event by at least a second
-// and, over pubsub.in-memory, serialises orders at one per second
-// (docs/guarantees.md). This outbox costs one transaction per order plus
-// batched deletes, and works the same over every state store and broker.
+// The stock an order takes is held under the order's id until the order is
+// stored and Stock.Confirm says so. A hold nobody confirmed (the commit
+// failed, or the process died in between) is settled by the inventory, which
+// looks the order up once no Create can still store it
+// (DefaultCreateTimeout): an order is never oversold, and no stock leaks.
+//
+// With an Idempotency-Key header, the answer is stored in the order's own
+// transaction, and a repeated request answers as the first did.
 package order
