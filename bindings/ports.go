@@ -46,7 +46,11 @@ type StateStore interface {
 	Save(ctx context.Context, key string, value []byte, etag string) error
 	// Delete removes key; etag "" deletes unconditionally.
 	Delete(ctx context.Context, key, etag string) error
-	// Transact applies every op or none.
+	// Transact applies ops in one request. If a conditional op fails, it
+	// fails with ErrConflict; whether the other ops were applied depends on
+	// the store: PostgreSQL and SQLite roll them back, Dapr's Redis store
+	// does not (a Redis transaction has no rollback). Put a condition in a
+	// transaction only where the other ops are safe either way.
 	Transact(ctx context.Context, ops []StateOp) error
 }
 

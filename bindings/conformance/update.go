@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,8 +17,8 @@ import (
 )
 
 // Update runs the compare-and-swap suite of package state over s: updates
-// that race lose nothing, a transaction's other operations happen with the
-// value or not at all, and an Index keeps its ids and records together.
+// that race lose nothing, a failed condition is a conflict, and an Index
+// keeps every id it was given once.
 func Update(t *testing.T, s bindings.StateStore) {
 	prefix := fmt.Sprintf("conf-cas-%d-", rand.Int64())
 	key := func(name string) string { return prefix + name }
@@ -43,45 +44,23 @@ func Update(t *testing.T, s bindings.StateStore) {
 		assert.Equal(t, 40, got.N)
 	})
 
-	t.Run("a transaction creating an existing key conflicts and applies nothing", func(t *testing.T) {
+	t.Run("a transaction with a failed condition fails with a conflict", func(t *testing.T) {
+		// Whether its other ops were applied depends on the store (see
+		// bindings.StateStore.Transact): Dapr's Redis store applies them.
 		require.NoError(t, s.Save(ctx, key("made"), []byte(`{"first":true}`), ""))
 		err := s.Transact(ctx, []bindings.StateOp{{Key: key("other"), Value: []byte(`{}`)}, {Key: key("made"), Value: []byte(`{"first":false}`)}})
 		require.ErrorIs(t, err, bindings.ErrConflict)
-		items, err := s.BulkGet(ctx, []string{key("made"), key("other")})
+		it, err := s.Get(ctx, key("made"))
 		require.NoError(t, err)
-		assert.JSONEq(t, `{"first":true}`, string(items[0].Value))
-		assert.False(t, items[1].Found, "nothing of a failed transaction is applied")
+		assert.JSONEq(t, `{"first":true}`, string(it.Value), "the conditional op was not applied")
 	})
 
-	t.Run("the other operations of an update go with its value or not at all", func(t *testing.T) {
-		require.NoError(t, s.Save(ctx, key("taken"), []byte(`{}`), ""))
-		_, err := state.UpdateWith(ctx, s, key("v"), func(c *counter, _ bool) ([]bindings.StateOp, error) {
-			c.N = 1
-			return []bindings.StateOp{{Key: key("taken"), Value: []byte(`{"again":true}`)}}, nil // a create that conflicts
-		}, state.WithBackoff(state.Backoff{Attempts: 2}))
-		require.ErrorIs(t, err, state.ErrContended)
-		it, err := s.Get(ctx, key("v"))
-		require.NoError(t, err)
-		assert.False(t, it.Found, "the value was not written without its operations")
-
-		_, err = state.UpdateWith(ctx, s, key("v"), func(c *counter, _ bool) ([]bindings.StateOp, error) {
-			c.N = 2
-			return []bindings.StateOp{{Key: key("with-v"), Value: []byte(`{"ok":true}`)}}, nil
-		})
-		require.NoError(t, err)
-		items, err := s.BulkGet(ctx, []string{key("v"), key("with-v")})
-		require.NoError(t, err)
-		assert.JSONEq(t, `{"N":2}`, string(items[0].Value))
-		assert.JSONEq(t, `{"ok":true}`, string(items[1].Value))
-	})
-
-	t.Run("an index lists its ids and keeps their records with them", func(t *testing.T) {
+	t.Run("an index lists its ids once however racing adds interleave", func(t *testing.T) {
 		ix := state.Index{Store: s, Key: key("index")}
 		var wg sync.WaitGroup
 		for i := range 6 {
 			wg.Go(func() {
-				id := fmt.Sprintf("r%d", i)
-				added, err := ix.Add(ctx, id, bindings.StateOp{Key: key(id), Value: []byte(`{}`)})
+				added, err := ix.Add(ctx, fmt.Sprintf("r%d", i))
 				assert.NoError(t, err)
 				assert.True(t, added)
 			})
@@ -90,20 +69,15 @@ func Update(t *testing.T, s bindings.StateStore) {
 		ids, err := ix.List(ctx)
 		require.NoError(t, err)
 		assert.ElementsMatch(t, []string{"r0", "r1", "r2", "r3", "r4", "r5"}, ids, "racing adds lose no id")
-		added, err := ix.Add(ctx, "r0", bindings.StateOp{Key: key("r0"), Value: []byte(`{"twice":true}`)})
+		added, err := ix.Add(ctx, "r0")
 		require.NoError(t, err)
 		assert.False(t, added, "an id listed already adds nothing")
-		it, _ := s.Get(ctx, key("r0"))
-		assert.JSONEq(t, `{}`, string(it.Value), "and its operations are not applied")
 
-		require.NoError(t, ix.Remove(ctx, []string{"r1", "r2"}, bindings.StateOp{Key: key("r1"), Delete: true}, bindings.StateOp{Key: key("r2"), Delete: true}))
+		require.NoError(t, ix.Remove(ctx, "r1", "r2", "r9"))
 		ids, err = ix.List(ctx)
 		require.NoError(t, err)
-		assert.ElementsMatch(t, []string{"r0", "r3", "r4", "r5"}, ids)
-		items, err := s.BulkGet(ctx, []string{key("r1"), key("r2"), key("r3")})
-		require.NoError(t, err)
-		assert.False(t, items[0].Found)
-		assert.False(t, items[1].Found)
-		assert.True(t, items[2].Found)
+		assert.Equal(t, []string{"r0", "r3", "r4", "r5"}, sorted(ids))
 	})
 }
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

@@ -205,7 +205,10 @@ func (c *Client) Transact(ctx context.Context, ops []bindings.StateOp) error {
 	if err == nil {
 		return nil
 	}
-	if status.Code(err) == codes.Aborted || strings.Contains(err.Error(), "etag") {
+	// Stores report a failed condition differently: an Aborted status, an
+	// etag error, or (Redis) "failed to set key" / "failed to delete".
+	if msg := err.Error(); status.Code(err) == codes.Aborted || strings.Contains(msg, "etag") ||
+		strings.Contains(msg, "failed to set key") || strings.Contains(msg, "failed to delete") {
 		return fmt.Errorf("state transaction on %s: %w", c.store, bindings.ErrConflict)
 	}
 	return fmt.Errorf("state transaction on %s (%d ops): %w", c.store, len(ops), err)

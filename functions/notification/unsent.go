@@ -37,13 +37,15 @@ type unsentRecord struct {
 // others; a replica that died while sending is taken over after it.
 const claimFor = 5 * time.Minute
 
-// keep stores o's event and adds it to the index in one transaction, for
-// SendUnsent. Keeping an event that is kept already changes nothing.
+// keep stores o's event, then lists it for SendUnsent. Keeping an event
+// that is kept already changes nothing.
 func (s *Service) keep(ctx context.Context, eventID string, o OrderEvent) error {
 	rec, _ := json.Marshal(unsentRecord{EventID: eventID, Order: o, KeptAt: time.Now().UTC()})
-	_, err := s.unsent().Add(ctx, o.OrderID, bindings.StateOp{Key: UnsentKey(o.OrderID), Value: rec})
-	if err != nil {
+	if err := s.store.Transact(ctx, []bindings.StateOp{{Key: UnsentKey(o.OrderID), Value: rec}}); err != nil && !errors.Is(err, bindings.ErrConflict) {
 		return fmt.Errorf("keep unsent order event %s: %w", o.OrderID, err)
+	}
+	if _, err := s.unsent().Add(ctx, o.OrderID); err != nil {
+		return fmt.Errorf("list unsent order event %s: %w", o.OrderID, err)
 	}
 	return nil
 }
@@ -136,13 +138,16 @@ func (s *Service) claim(ctx context.Context, it bindings.StateItem, rec unsentRe
 	return true, nil
 }
 
-// forget deletes the records of ids and takes them off the index.
+// forget deletes the records of ids, then takes them off the index.
 func (s *Service) forget(ctx context.Context, ids []string) error {
 	ops := make([]bindings.StateOp, len(ids))
 	for i, id := range ids {
 		ops[i] = bindings.StateOp{Key: UnsentKey(id), Delete: true}
 	}
-	if err := s.unsent().Remove(ctx, ids, ops...); err != nil {
+	if err := s.store.Transact(ctx, ops); err != nil {
+		return fmt.Errorf("forget sent order events: %w", err)
+	}
+	if err := s.unsent().Remove(ctx, ids...); err != nil {
 		return fmt.Errorf("forget sent order events: %w", err)
 	}
 	return nil

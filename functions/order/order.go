@@ -3,7 +3,6 @@ package order
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -203,28 +202,46 @@ func NewID() string {
 func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.CreateTimeout)
 	defer cancel()
-	if prev, found, err := s.answered(ctx, in.idempotencyKey); err != nil || found {
-		return prev, err
+	key := in.idempotencyKey
+	var keyETag string
+	if key != "" {
+		prev, etag, err := s.replay(ctx, key)
+		if err != nil || prev != nil {
+			return deref(prev), err
+		}
+		keyETag = etag
 	}
 	o, err := s.takeStock(ctx, in)
 	if err != nil {
 		return CreateResponse{}, err
 	}
-	resp := CreateResponse{OrderID: o.ID, Status: "Order created successfully"}
-	if err := s.store(ctx, o, in.idempotencyKey, resp); err != nil {
+	if key != "" {
+		// The stock is taken: if the key is another request's after all, the
+		// hold goes back through the hold sweep, as no order has its id.
+		if prev, err := s.claim(ctx, key, keyETag, o.ID); err != nil || prev != nil {
+			return deref(prev), err
+		}
+	}
+	if err := s.store(ctx, o); err != nil {
 		// The transaction may still have landed (a deadline or a lost answer
 		// says nothing either way), so the stock stays held: the inventory's
 		// hold sweep confirms it if the order exists and gives it back if not,
 		// once no Create can still store it; the outbox delivers the event if
 		// the order exists.
-		if prev, found, _ := s.answered(ctx, in.idempotencyKey); found {
-			return prev, nil // the same key's order was stored, by this request or another
-		}
 		s.Log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
 		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
 	}
 	s.Stock.Confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
-	return resp, nil
+	return CreateResponse{OrderID: o.ID, Status: createdStatus}, nil
+}
+
+const createdStatus = "Order created successfully"
+
+func deref(r *CreateResponse) CreateResponse {
+	if r == nil {
+		return CreateResponse{}
+	}
+	return *r
 }
 
 // takeStock takes the stock of the order in, and returns the order to store.
@@ -247,38 +264,11 @@ func (s *Service) takeStock(ctx context.Context, in CreateRequest) (Order, error
 		Status: "confirmed", CreatedAt: s.now().UTC()}, nil
 }
 
-// store writes the order, and the answer to its Idempotency-Key if it has
-// one, together with its event.
-func (s *Service) store(ctx context.Context, o Order, idempotencyKey string, resp CreateResponse) error {
+// store writes the order together with its event.
+func (s *Service) store(ctx context.Context, o Order) error {
 	orderJSON, _ := json.Marshal(o)
-	ops := []bindings.StateOp{{Key: o.ID, Value: orderJSON}}
-	if idempotencyKey != "" {
-		respJSON, _ := json.Marshal(resp)
-		ops = append(ops, bindings.StateOp{Key: idempotencyStateKey(idempotencyKey), Value: respJSON}) // create: a second writer conflicts
-	}
 	ev := bindings.Event{ID: o.ID, Type: EventType, Subject: o.ID, Data: EventOf(o).Signed(s.SigningKey)}
-	return s.Events.Commit(ctx, ops, outbox.Message{Event: ev, Attachment: o})
-}
-
-// answered returns the answer stored for an Idempotency-Key, if any.
-func (s *Service) answered(ctx context.Context, idempotencyKey string) (CreateResponse, bool, error) {
-	if idempotencyKey == "" {
-		return CreateResponse{}, false, nil
-	}
-	it, err := s.Store.Get(ctx, idempotencyStateKey(idempotencyKey))
-	if err != nil {
-		return CreateResponse{}, false, runtime.Unavailable(err, "checking the Idempotency-Key failed, try again")
-	}
-	var prev CreateResponse
-	if !it.Found || json.Unmarshal(it.Value, &prev) != nil {
-		return CreateResponse{}, false, nil
-	}
-	return prev, true, nil
-}
-
-func idempotencyStateKey(k string) string {
-	sum := sha256.Sum256([]byte(k))
-	return "idempotency-" + hex.EncodeToString(sum[:16])
+	return s.Events.Commit(ctx, []bindings.StateOp{{Key: o.ID, Value: orderJSON}}, outbox.Message{Event: ev, Attachment: o})
 }
 
 // EventType is the CloudEvent type of order events.

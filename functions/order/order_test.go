@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/bindings/memory"
 	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/functions/orderevent"
@@ -134,31 +139,94 @@ func TestAnOrderWhoseCommitFailsIsA503AndItsHoldIsLeftToTheSweep(t *testing.T) {
 	assert.Empty(t, s.pub.Published())
 }
 
-func TestARepeatedIdempotencyKeyAnswersAsTheFirstDidEvenWhenTheyRace(t *testing.T) {
+func TestRequestsRacingWithOneIdempotencyKeyPlaceOneOrder(t *testing.T) {
 	s := newShop(t, 100)
 	app := runtime.New(runtime.Options{})
 	runtime.Invoke(app, "POST /orders", s.orders.Create)
-	answers := make([]order.CreateResponse, 8)
+	post := func() runtime.Reply {
+		return app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "orders",
+			ContentType: "application/json", Body: []byte(`{"productId":"product-1","quantity":1,"customerEmail":"a@example.com"}`),
+			Metadata: map[string]string{"idempotency-key": "checkout-42"}})
+	}
+	replies := make([]runtime.Reply, 8)
 	var wg sync.WaitGroup
-	for i := range answers {
-		wg.Go(func() {
-			r := app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "orders",
-				ContentType: "application/json", Body: []byte(`{"productId":"product-1","quantity":1,"customerEmail":"a@example.com"}`),
-				Metadata: map[string]string{"idempotency-key": "checkout-42"}})
-			assert.NoError(t, r.Err)
-			assert.NoError(t, json.Unmarshal(r.Body, &answers[i]))
-		})
+	for i := range replies {
+		wg.Go(func() { replies[i] = post() })
 	}
 	wg.Wait()
-	for _, a := range answers {
-		assert.Equal(t, answers[0], a, "every retry gets the first answer")
+	require.Len(t, s.pub.Published(), 1, "one order, one event")
+	placed := s.pub.Published()[0].Event.ID
+	for _, r := range replies {
+		if r.Err != nil {
+			e := runtime.Classify(r.Err)
+			assert.Equal(t, 409, e.Status, "a racer either answers as the first did or is told the key is in use")
+			assert.Equal(t, "idempotency_key_in_use", e.Code)
+			continue
+		}
+		var a order.CreateResponse
+		require.NoError(t, json.Unmarshal(r.Body, &a))
+		assert.Equal(t, placed, a.OrderID)
 	}
-	assert.Len(t, s.pub.Published(), 1, "one order, one event")
-	_, found, err := s.orders.Find(t.Context(), answers[0].OrderID)
-	require.NoError(t, err)
-	assert.True(t, found)
-	assert.Equal(t, []string{answers[0].OrderID}, s.stock.confirmed,
+	again := post()
+	require.NoError(t, again.Err)
+	var a order.CreateResponse
+	require.NoError(t, json.Unmarshal(again.Body, &a))
+	assert.Equal(t, order.CreateResponse{OrderID: placed, Status: "Order created successfully"}, a, "a retry gets the first answer")
+	assert.Len(t, s.pub.Published(), 1)
+	assert.Equal(t, []string{placed}, s.stock.confirmed,
 		"the racers that lost took stock under ids no order has: the hold sweep gives it back")
+}
+
+// failingOrders fails every transaction that stores an order while fail is
+// set, as a state store that is down would.
+type failingOrders struct {
+	*memory.Store
+	fail atomic.Bool
+}
+
+func (f *failingOrders) Transact(ctx context.Context, ops []bindings.StateOp) error {
+	if f.fail.Load() && strings.HasPrefix(ops[0].Key, "order-") {
+		return errors.New("state store down")
+	}
+	return f.Store.Transact(ctx, ops)
+}
+
+func TestAnIdempotencyKeyWhoseOrderWasNeverStoredIsFreeAgainAfterItsHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &failingOrders{Store: memory.NewStore()}
+		events, err := outbox.New(outbox.Config{Store: store, Publisher: &memory.Publisher{}, Pubsub: "pubsub", Topic: "orders"})
+		require.NoError(t, err)
+		defer events.Close()
+		orders, err := order.New(order.Config{Store: store, Stock: &shelf{units: 10}, Events: events, CreateTimeout: 20 * time.Second})
+		require.NoError(t, err)
+		app := runtime.New(runtime.Options{})
+		runtime.Invoke(app, "POST /orders", orders.Create)
+		post := func() runtime.Reply {
+			return app.Dispatch(context.Background(), &runtime.Message{Kind: runtime.KindInvoke, Method: "POST", Path: "orders",
+				ContentType: "application/json", Body: []byte(`{"productId":"product-1","quantity":1,"customerEmail":"a@example.com"}`),
+				Metadata: map[string]string{"idempotency-key": "checkout-7"}})
+		}
+
+		store.fail.Store(true)
+		assert.Equal(t, 503, runtime.Classify(post().Err).Status, "the order was not stored")
+		store.fail.Store(false)
+		assert.Equal(t, 409, runtime.Classify(post().Err).Status,
+			"its commit's outcome is unknown until its Create could no longer store it: the key stays claimed")
+
+		time.Sleep(40 * time.Second) // twice ORDER_TIMEOUT
+		r := post()
+		require.NoError(t, r.Err, "the key is free again")
+		var a order.CreateResponse
+		require.NoError(t, json.Unmarshal(r.Body, &a))
+		_, found, err := orders.Find(t.Context(), a.OrderID)
+		require.NoError(t, err)
+		assert.True(t, found)
+		r = post()
+		require.NoError(t, r.Err)
+		var again order.CreateResponse
+		require.NoError(t, json.Unmarshal(r.Body, &again))
+		assert.Equal(t, a, again)
+	})
 }
 
 func TestOrderIDsAreUnguessable(t *testing.T) {

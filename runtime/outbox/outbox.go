@@ -110,6 +110,7 @@ type pending struct {
 	seq       int64
 	at        time.Time
 	committed bool // its transaction returned; before, Sweep leaves it alone
+	discarded bool // its commit failed a condition: Sweep deletes it unsent
 }
 
 // extension is one block reservation: done closes when it ends, with err.
@@ -211,6 +212,13 @@ func (ob *Outbox) Commit(ctx context.Context, ops []bindings.StateOp, m Message)
 	}
 	raw, _ := json.Marshal(rec)
 	err = ob.cfg.Store.Transact(ctx, append(slices.Clip(ops), bindings.StateOp{Key: key, Value: raw}))
+	if errors.Is(err, bindings.ErrConflict) {
+		// A condition of ops failed: the commit did not happen, though a
+		// store without rollback (Redis) wrote the other ops, the record
+		// among them. Its event must never go out.
+		ob.discard(key)
+		return fmt.Errorf("commit %s: %w", ev.ID, err)
+	}
 	ob.setCommitted(key)
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", ev.ID, err)
@@ -381,6 +389,19 @@ func (ob *Outbox) setCommitted(key string) {
 		ob.pending[key] = p
 	}
 	ob.mu.Unlock()
+}
+
+// discard deletes the record of a commit that failed; if that fails too,
+// Sweep deletes it.
+func (ob *Outbox) discard(key string) {
+	ob.mu.Lock()
+	ob.pending[key] = pending{seq: ob.pending[key].seq, at: ob.pending[key].at, committed: true, discarded: true}
+	ob.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := ob.remove(ctx, []string{key}); err != nil {
+		ob.log.Warn("deleting the record of a failed commit failed; the sweep will", "key", key, "error", err.Error())
+	}
 }
 
 func (ob *Outbox) forget(keys ...string) {

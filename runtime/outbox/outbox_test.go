@@ -378,3 +378,32 @@ func TestASweepThatStartsWhileOneRunsDoesNothing(t *testing.T) {
 		assert.Equal(t, 1, ob.Pending(), "the record stays for the next sweep")
 	})
 }
+
+// noRollback applies each op of a transaction on its own, as Dapr's Redis
+// store does, and reports a conflict if any op failed its condition.
+type noRollback struct{ *memory.Store }
+
+func (n noRollback) Transact(ctx context.Context, ops []bindings.StateOp) error {
+	var failed error
+	for _, op := range ops {
+		if err := n.Store.Transact(ctx, []bindings.StateOp{op}); err != nil {
+			failed = err
+		}
+	}
+	return failed
+}
+
+func TestACommitWhoseConditionFailsNeverPublishesEvenWithoutRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, pub := noRollback{memory.NewStore()}, &memory.Publisher{}
+		ob := newOutbox(t, store, pub, outbox.Config{})
+		require.NoError(t, store.Save(t.Context(), "order-1", []byte(`{}`), ""))
+		err := ob.Commit(t.Context(), []bindings.StateOp{{Key: "order-1", Value: []byte(`{"again":true}`)}}, msg("order-1"))
+		require.ErrorIs(t, err, bindings.ErrConflict)
+		time.Sleep(6 * time.Second)
+		require.NoError(t, ob.Sweep(t.Context(), tick))
+		assert.Empty(t, pub.Published(), "the record the store wrote anyway is deleted unsent")
+		assert.Empty(t, records(store.Store, ob.Owner()))
+		assert.Zero(t, ob.Pending())
+	})
+}

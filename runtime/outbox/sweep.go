@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/state"
 )
@@ -41,16 +40,22 @@ func (ob *Outbox) Sweep(ctx context.Context, _ runtime.BindingEvent[struct{}]) e
 
 func (ob *Outbox) sweepOwn(ctx context.Context) error {
 	ob.mu.Lock()
-	var keys []string
+	var keys, discarded []string
 	cutoff := ob.cfg.Now().Add(-ob.cfg.RetryAfter)
 	for k, p := range ob.pending {
-		// An uncommitted record may still be on its way into the store;
-		// only its Commit may forget it.
-		if p.committed && p.at.Before(cutoff) {
+		switch {
+		case p.discarded:
+			discarded = append(discarded, k)
+		case p.committed && p.at.Before(cutoff):
+			// An uncommitted record may still be on its way into the store;
+			// only its Commit may forget it.
 			keys = append(keys, k)
 		}
 	}
 	ob.mu.Unlock()
+	if err := ob.remove(ctx, discarded); err != nil {
+		return fmt.Errorf("delete the records of failed commits: %w", err)
+	}
 	slices.Sort(keys)
 	if _, err := ob.redeliver(ctx, keys); err != nil {
 		return err
@@ -169,6 +174,10 @@ func (ob *Outbox) adopt(ctx context.Context, owner string) error {
 	} else if hb.Owner != "" {
 		return nil // alive
 	}
-	// Retire it: its heartbeat and its place in the index go together.
-	return ob.owners.Remove(ctx, []string{owner}, bindings.StateOp{Key: ob.heartbeatKey(owner), Delete: true})
+	// Retire it: its heartbeat first, so a listed owner without one is one
+	// whose retirement did not finish, and the next sweep finishes it.
+	if err := ob.cfg.Store.Delete(ctx, ob.heartbeatKey(owner), ""); err != nil {
+		return fmt.Errorf("retire outbox owner %s: %w", owner, err)
+	}
+	return ob.owners.Remove(ctx, owner)
 }

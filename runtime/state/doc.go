@@ -2,13 +2,12 @@
 // state needs, over any bindings.StateStore (the Dapr sidecar's, or the
 // in-memory one of unit tests):
 //
-//   - Update and UpdateWith change one JSON value under a key with
-//     compare-and-swap: read it with its ETag, change it in a function, and
-//     write it only if nobody wrote it meanwhile, else read again and retry
-//     after a jittered backoff that honours the context.
+//   - Update changes one JSON value under a key with compare-and-swap: read
+//     it with its ETag, change it in a function, and write it only if nobody
+//     wrote it meanwhile, else read again and retry after a jittered backoff
+//     that honours the context.
 //   - Index keeps the ids of a set of records under one key, because a Dapr
-//     state store cannot be listed: adding a record and its id, or removing
-//     them, is one transaction.
+//     state store cannot be listed.
 //
 // A change function may run more than once (once per attempt), so it must
 // only change the value it is given, and return ErrUnchanged when there is

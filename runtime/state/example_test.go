@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/bindings/memory"
 	"github.com/daprfn/shop/runtime/state"
 )
@@ -35,12 +34,15 @@ func ExampleUpdate() {
 	// Output: <nil> <nil> not enough stock
 }
 
-// Records kept under keys of their own are found again through an index.
+// Records kept under keys of their own are found again through an index:
+// each record is written first, then its id listed.
 func ExampleIndex() {
 	ctx, store := context.Background(), memory.NewStore()
 	unsent := state.Index{Store: store, Key: "unsent-index"}
-	_, _ = unsent.Add(ctx, "order-1", bindings.StateOp{Key: "unsent-order-1", Value: []byte(`{"to":"a@example.com"}`)})
-	_, _ = unsent.Add(ctx, "order-2", bindings.StateOp{Key: "unsent-order-2", Value: []byte(`{"to":"b@example.com"}`)})
+	for _, id := range []string{"order-1", "order-2"} {
+		_ = store.Save(ctx, "unsent-"+id, []byte(`{"to":"a@example.com"}`), "")
+		_, _ = unsent.Add(ctx, id)
+	}
 	ids, _ := unsent.List(ctx)
 	fmt.Println(ids)
 	// Output: [order-1 order-2]

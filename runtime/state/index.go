@@ -9,8 +9,10 @@ import (
 
 // Index keeps a set of ids under one key, so that records stored under keys
 // of their own can be found again: a Dapr state store cannot list its keys.
-// Add and Remove change the set with compare-and-swap, together with the
-// operations on the records themselves in one transaction.
+// Add and Remove change the set with compare-and-swap. Write a record
+// before adding its id and delete it before removing the id, so that every
+// listed id has had its record; a reader treats a listed id without a
+// record as one whose removal did not finish.
 type Index struct {
 	Store bindings.StateStore
 	Key   string
@@ -28,26 +30,28 @@ func (ix Index) List(ctx context.Context) ([]string, error) {
 	return v.IDs, err
 }
 
-// Add adds id, applying ops in the same transaction. An id already listed
-// changes nothing, and ops are not applied: added tells which happened.
-func (ix Index) Add(ctx context.Context, id string, ops ...bindings.StateOp) (added bool, err error) {
-	_, err = UpdateWith(ctx, ix.Store, ix.Key, func(v *indexValue, _ bool) ([]bindings.StateOp, error) {
+// Add adds id; added is false when it was listed already.
+func (ix Index) Add(ctx context.Context, id string) (added bool, err error) {
+	_, err = Update(ctx, ix.Store, ix.Key, func(v *indexValue, _ bool) error {
 		added = !slices.Contains(v.IDs, id)
 		if !added {
-			return nil, ErrUnchanged
+			return ErrUnchanged
 		}
 		v.IDs = append(v.IDs, id)
-		return ops, nil
+		return nil
 	}, WithBackoff(ix.Backoff))
 	return added, err
 }
 
-// Remove removes ids, applying ops in the same transaction, whether or not
-// the ids were listed.
-func (ix Index) Remove(ctx context.Context, ids []string, ops ...bindings.StateOp) error {
-	_, err := UpdateWith(ctx, ix.Store, ix.Key, func(v *indexValue, _ bool) ([]bindings.StateOp, error) {
+// Remove removes ids, whether or not they were listed.
+func (ix Index) Remove(ctx context.Context, ids ...string) error {
+	_, err := Update(ctx, ix.Store, ix.Key, func(v *indexValue, _ bool) error {
+		n := len(v.IDs)
 		v.IDs = slices.DeleteFunc(v.IDs, func(id string) bool { return slices.Contains(ids, id) })
-		return ops, nil
+		if len(v.IDs) == n {
+			return ErrUnchanged
+		}
+		return nil
 	}, WithBackoff(ix.Backoff))
 	return err
 }

@@ -74,15 +74,6 @@ func WithBackoff(b Backoff) Option { return func(o *Backoff) { *o = b } }
 // backoff, and change runs again on the fresh value. Update returns the
 // value as written (or as read, when unchanged).
 func Update[T any](ctx context.Context, store bindings.StateStore, key string, change func(v *T, found bool) error, opts ...Option) (T, error) {
-	return UpdateWith(ctx, store, key, func(v *T, found bool) ([]bindings.StateOp, error) {
-		return nil, change(v, found)
-	}, opts...)
-}
-
-// UpdateWith is Update whose change also returns other operations to apply
-// in the same transaction as the new value: they happen only if the value
-// is written, and never without it.
-func UpdateWith[T any](ctx context.Context, store bindings.StateStore, key string, change func(v *T, found bool) ([]bindings.StateOp, error), opts ...Option) (T, error) {
 	b := DefaultBackoff
 	for _, o := range opts {
 		o(&b)
@@ -105,7 +96,7 @@ func UpdateWith[T any](ctx context.Context, store bindings.StateStore, key strin
 				return zero, fmt.Errorf("stored %s is corrupt: %w", key, err)
 			}
 		}
-		ops, err := change(&v, it.Found)
+		err = change(&v, it.Found)
 		if errors.Is(err, ErrUnchanged) {
 			return v, nil
 		}
@@ -117,11 +108,7 @@ func UpdateWith[T any](ctx context.Context, store bindings.StateStore, key strin
 			return zero, fmt.Errorf("encode %s: %w", key, err)
 		}
 		// ETag "" creates: of two writers that both found no value, one wins.
-		if len(ops) == 0 {
-			err = store.Save(ctx, key, raw, it.ETag)
-		} else {
-			err = store.Transact(ctx, append([]bindings.StateOp{{Key: key, Value: raw, ETag: it.ETag}}, ops...))
-		}
+		err = store.Save(ctx, key, raw, it.ETag)
 		if err == nil {
 			return v, nil
 		}
