@@ -5,6 +5,7 @@ SHELL        := /bin/bash
 DAPR_VERSION := 1.18.2
 MAILPIT_VERSION := v1.33.1
 DAPRD        := bin/daprd-$(DAPR_VERSION)/daprd
+SENTRY       := bin/sentry-$(DAPR_VERSION)/sentry
 SHOP         := bin/shop
 GO_TEST_FLAGS ?=
 
@@ -22,6 +23,16 @@ $(DAPRD): deploy/daprd/go.mod deploy/daprd/go.sum deploy/daprd/main.go
 
 .PHONY: daprd
 daprd: $(DAPRD) ## build the pinned daprd once (cached under bin/, keyed by version)
+
+# Sentry, Dapr's certificate authority, from the same pinned module as daprd:
+# seconds once daprd's modules are cached.
+$(SENTRY): deploy/daprd/go.mod deploy/daprd/go.sum
+	@echo "building sentry $(DAPR_VERSION) into $(SENTRY)"
+	cd deploy/daprd && go build -mod=readonly \
+	  -ldflags "-X github.com/dapr/dapr/pkg/buildinfo.version=$(DAPR_VERSION)" -o $(abspath $(SENTRY)) github.com/dapr/dapr/cmd/sentry
+
+.PHONY: sentry
+sentry: $(SENTRY) ## build the pinned sentry (Dapr's CA, for mTLS across hosts) once (cached under bin/, keyed by version)
 
 KUBE_VERSION := 1.34.2
 KUBE_BIN     := bin/kube-$(KUBE_VERSION)
