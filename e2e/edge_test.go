@@ -68,7 +68,7 @@ func launchTopology(t *testing.T, root, bin, redisAddr string, env, repl map[str
 	secrets, err := filepath.Abs(filepath.Join(root, "components", "secrets", "local.json"))
 	require.NoError(t, err)
 	files := repoComponentsAt(t, root, []string{"redis", "email-files"}, s.ids, merge(map[string]string{
-		"value: localhost:6379":                "value: " + redisAddr,
+		"envRef: REDIS_HOST":                   "value: " + redisAddr,
 		"value: data/emails":                   "value: " + s.emailDir,
 		"value: data/orders":                   "value: " + s.orderDir,
 		"value: components/secrets/local.json": "value: " + secrets,

@@ -76,9 +76,9 @@ func TestShopEmailsOverSMTP(t *testing.T) {
 		daprdDir: "..",
 		components: func(ids map[string]string, _, orderDir string) map[string]string {
 			return repoComponents(t, []string{"redis", "email-smtp"}, ids, map[string]string{
-				"value: localhost:6379": "value: " + redis.Addr,
-				"value: data/orders":    "value: " + orderDir,
-				`value: "1025"`:         `value: "` + strconv.Itoa(smtpPort) + `"`,
+				"envRef: REDIS_HOST": "value: " + redis.Addr,
+				"value: data/orders": "value: " + orderDir,
+				`value: "1025"`:      `value: "` + strconv.Itoa(smtpPort) + `"`,
 			})
 		},
 	})

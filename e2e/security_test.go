@@ -23,9 +23,9 @@ func TestComponentScopesKeepEachAppToItsData(t *testing.T) {
 		daprdDir: "..", // the local secret store's file path is relative to the repository
 		components: func(ids map[string]string, emailDir, orderDir string) map[string]string {
 			return repoComponents(t, []string{"redis", "email-files"}, ids, map[string]string{
-				"value: localhost:6379": "value: " + redis.Addr,
-				"value: data/emails":    "value: " + emailDir,
-				"value: data/orders":    "value: " + orderDir,
+				"envRef: REDIS_HOST": "value: " + redis.Addr,
+				"value: data/emails": "value: " + emailDir,
+				"value: data/orders": "value: " + orderDir,
 			})
 		},
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +13,12 @@ import (
 	"github.com/daprfn/shop/internal/launch"
 )
 
-// defaultDaprd is where `make daprd` caches the pinned daprd.
-const defaultDaprd = "bin/daprd-1.18.2/daprd"
+// defaultDaprd and defaultSentry are where `make daprd` and `make sentry`
+// cache the pinned daprd and sentry.
+const (
+	defaultDaprd  = "bin/daprd-1.18.2/daprd"
+	defaultSentry = "bin/sentry-1.18.2/sentry"
+)
 
 // runFile runs `shop run -f FILE`: every app of a dapr multi-app run file
 // with its own pinned daprd.
@@ -21,6 +26,7 @@ func runFile(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	file := fs.String("f", "deploy/dapr.yaml", "dapr multi-app run file")
 	daprd := fs.String("daprd", envOr("DAPRD", defaultDaprd), "daprd binary (env DAPRD)")
+	sentry := fs.String("sentry", envOr("SENTRY", defaultSentry), "sentry binary, for run files with a hosts section (env SENTRY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -29,7 +35,9 @@ func runFile(ctx context.Context, args []string) error {
 		return err
 	}
 	bin, _ := filepath.Abs(*daprd)
-	return launch.Run(ctx, f, launch.Options{Daprd: bin, Ready: banner, DaprdGOGC: os.Getenv("DAPRD_GOGC")})
+	sentryBin, _ := filepath.Abs(*sentry)
+	return launch.Run(ctx, f, launch.Options{Daprd: bin, Sentry: sentryBin, Ready: banner, HostsReady: hostsBanner,
+		DaprdGOGC: os.Getenv("DAPRD_GOGC"), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 }
 
 func envOr(k, def string) string {
@@ -75,5 +83,55 @@ func banner(f *launch.File) {
 		fmt.Fprintf(&b, "Stock:\n  curl http://localhost:%d/v1.0/invoke/%s/method/inventory\n", a.DaprHTTPPort, a.AppID)
 	}
 	b.WriteString("\nCtrl-C stops everything.\n\n")
+	fmt.Print(b.String())
+}
+
+// hostsBanner prints the hosts, what runs on them and the seed's curl lines
+// from the first app host once every sidecar on every host is healthy.
+func hostsBanner(c *launch.Cluster) {
+	var b strings.Builder
+	f := c.File()
+	fmt.Fprintf(&b, "\nThe shop is up on %d app hosts (run %s), with mTLS from sentry and access-control policies.\n", len(c.AppHosts()), c.Run())
+	fmt.Fprintf(&b, "  %-8s %-15s %-24s %s\n", "host", "address", "namespace", "runs")
+	fmt.Fprintf(&b, "  %-8s %-15s %-24s %s\n", c.Infra().Name, c.Infra().Addr, c.Infra().Namespace, strings.Join(f.Hosts.Infrastructure, ", "))
+	fmt.Fprintf(&b, "  %-8s %-15s %-24s %s\n", c.Control().Name, c.Control().Addr, c.Control().Namespace, "sentry")
+	var ids []string
+	for _, a := range f.Apps {
+		ids = append(ids, a.AppID)
+	}
+	for _, h := range c.AppHosts() {
+		fmt.Fprintf(&b, "  %-8s %-15s %-24s %s, each with its daprd\n", h.Name, h.Addr, h.Namespace, strings.Join(ids, ", "))
+	}
+	var order, inventory *launch.App
+	for i, a := range f.Apps {
+		fns := strings.Split(a.Env["FUNCTIONS"], ",")
+		if order == nil && slices.Contains(fns, "order") {
+			order = &f.Apps[i]
+		}
+		if inventory == nil && slices.Contains(fns, "inventory") {
+			inventory = &f.Apps[i]
+		}
+	}
+	first := c.AppHosts()[0]
+	on := "ip netns exec " + first.Namespace + " "
+	if order != nil {
+		fmt.Fprintf(&b, "\nCreate an order from the first app host (the seed's curl line):\n"+
+			"  %scurl -X POST http://localhost:%d/v1.0/invoke/%s/method/orders \\\n"+
+			"    -H \"Content-Type: application/json\" \\\n"+
+			"    -d '{\"productId\": \"product-1\", \"quantity\": 2, \"customerEmail\": \"customer@example.com\"}'\n"+
+			"Check order status:\n  %scurl http://localhost:%d/v1.0/invoke/%s/method/orders/[ORDER_ID]\n",
+			on, order.DaprHTTPPort, order.AppID, on, order.DaprHTTPPort, order.AppID)
+	}
+	if inventory != nil {
+		fmt.Fprintf(&b, "Stock:\n  %scurl http://localhost:%d/v1.0/invoke/%s/method/inventory\n", on, inventory.DaprHTTPPort, inventory.AppID)
+	}
+	if len(f.Hosts.Forward) > 0 {
+		var ports []string
+		for _, p := range f.Hosts.Forward {
+			ports = append(ports, fmt.Sprintf(":%d", p))
+		}
+		fmt.Fprintf(&b, "Ports %s of this machine's localhost lead to the first app host's, so the lines work without ip netns exec too.\n", strings.Join(ports, ", "))
+	}
+	b.WriteString("\nCtrl-C stops everything and removes the hosts.\n\n")
 	fmt.Print(b.String())
 }

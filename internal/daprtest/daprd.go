@@ -37,6 +37,22 @@ func Binary(t testing.TB) string {
 	return p
 }
 
+// SentryBinary returns the sentry to run (Dapr's certificate authority):
+// $SENTRY, else the repository's cached build. A missing binary fails the
+// test with what to run.
+func SentryBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("SENTRY"); p != "" {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "sentry-"+Version, "sentry")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("sentry not found at %s: run `make sentry` (or set SENTRY)", p)
+	}
+	return p
+}
+
 var (
 	portsMu sync.Mutex
 	handed  = map[int]bool{}

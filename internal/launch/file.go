@@ -19,7 +19,10 @@ import (
 type File struct {
 	Version int    `yaml:"version"`
 	Common  Common `yaml:"common"`
-	Apps    []App  `yaml:"apps"`
+	// Hosts, the launcher's own section, runs the apps across hosts made of
+	// network namespaces (see Hosts); without it every app runs once, here.
+	Hosts *Hosts `yaml:"hosts,omitempty"`
+	Apps  []App  `yaml:"apps"`
 
 	dir           string // directory of the file: relative paths start here
 	path          string
@@ -35,6 +38,10 @@ type Common struct {
 	AppProtocol    string            `yaml:"appProtocol"`
 	ConfigFilePath string            `yaml:"configFilePath"`
 	ListenAddress  string            `yaml:"listenAddress"`
+	// DaprdEnv is the launcher's own field: environment given to every
+	// sidecar (not to the apps), where components read values with envRef,
+	// e.g. REDIS_HOST. An app's own daprdEnv adds to it.
+	DaprdEnv map[string]string `yaml:"daprdEnv,omitempty"`
 }
 
 // App is one app of the file.
@@ -67,6 +74,9 @@ type App struct {
 	// own Prometheus metrics (its METRICS_PORT), beside its daprd's
 	// metricsPort. 0 for none.
 	AppMetricsPort int `yaml:"appMetricsPort"`
+	// DaprdEnv is the launcher's own field: environment for this app's
+	// daprd only, over common.daprdEnv.
+	DaprdEnv map[string]string `yaml:"daprdEnv,omitempty"`
 }
 
 // DefaultListenAddress is where the launcher's apps and sidecars listen
@@ -193,6 +203,11 @@ func (f *File) check() error {
 		if la := f.listenAddress(a); la != "0.0.0.0" && net.ParseIP(la) == nil {
 			bad(at+".listenAddress", "%q is not an IP address, e.g. 127.0.0.1 (the default) or 0.0.0.0", la)
 		}
+		for k := range merged(f.Common.DaprdEnv, a.DaprdEnv) {
+			if k == "APP_API_TOKEN" || k == "DAPR_API_TOKEN" {
+				bad(at+".daprdEnv."+k, "set the tokens in env: the launcher gives them to the app and its daprd alike")
+			}
+		}
 		if a.EnableProfiling && a.ProfilePort == 0 {
 			bad(at+".profilePort", "required with enableProfiling: daprd's default 7777 would collide between apps")
 		}
@@ -205,7 +220,31 @@ func (f *File) check() error {
 			}
 		}
 	}
+	if f.Hosts != nil {
+		errs = append(errs, f.Hosts.check(f)...)
+	}
 	return errors.Join(errs...)
+}
+
+// merged is the union of maps, the later winning.
+func merged(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// daprdFileEnv is the environment the file gives a's daprd (daprdEnv), as
+// KEY=VALUE entries.
+func (f *File) daprdFileEnv(a App) []string {
+	var out []string
+	for k, v := range merged(f.Common.DaprdEnv, a.DaprdEnv) {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // Resources returns the app's resources directories, absolute.

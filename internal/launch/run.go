@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,15 @@ type Options struct {
 	// DaprdGOGC is every daprd's GOGC; "" means DefaultDaprdGOGC. The
 	// launcher's own GOGC, if any, goes to the apps, not to daprd.
 	DaprdGOGC string
+
+	// Sentry is the sentry binary, for files with a hosts section.
+	Sentry string
+	// Logger gets the launcher's own events in the host mode (hosts up,
+	// killed, partitioned, removed); nil logs text to Out.
+	Logger *slog.Logger
+	// HostsReady, for files with a hosts section, is called once every
+	// sidecar on every host is healthy, e.g. to print the endpoints.
+	HostsReady func(c *Cluster)
 }
 
 // DefaultDaprdGOGC is the GC target the launcher gives daprd: under load a
@@ -43,11 +53,12 @@ type Options struct {
 const DefaultDaprdGOGC = "200"
 
 // daprdEnv is a daprd's environment: the launcher's, with GOGC set to gogc
-// (DefaultDaprdGOGC when empty), the app's tokens and, when the daprd
+// (DefaultDaprdGOGC when empty), extra (the file's daprdEnv and the app's
+// tokens, as KEY=VALUE) and, when the daprd
 // listens on one address, DAPR_HOST_IP set to it: the address daprd
 // announces to name resolution, so other sidecars reach its internal port
 // where it listens.
-func daprdEnv(gogc, hostIP string, tokens []string) []string {
+func daprdEnv(gogc, hostIP string, extra []string) []string {
 	if gogc == "" {
 		gogc = DefaultDaprdGOGC
 	}
@@ -58,7 +69,7 @@ func daprdEnv(gogc, hostIP string, tokens []string) []string {
 	if !wildcard(hostIP) {
 		env = append(env, "DAPR_HOST_IP="+hostIP)
 	}
-	return append(env, tokens...)
+	return append(env, extra...)
 }
 
 type proc struct {
@@ -70,8 +81,12 @@ type proc struct {
 
 // Run starts every app of f with its daprd, waits until all are healthy and
 // runs until ctx ends or a process exits on its own; then it stops the apps
-// first, then the sidecars. It returns an error if a process failed.
+// first, then the sidecars. It returns an error if a process failed. A file
+// with a hosts section runs across hosts (see Hosts and StartCluster).
 func Run(ctx context.Context, f *File, o Options) error {
+	if f.Hosts != nil {
+		return runHosts(ctx, f, o)
+	}
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}
@@ -98,7 +113,7 @@ func Run(ctx context.Context, f *File, o Options) error {
 	}
 	for _, a := range f.Apps {
 		tokens := f.tokens(a)
-		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a, noExporters), daprdEnv(o.DaprdGOGC, f.listenAddress(a), tokens), out, exited)
+		d, err := start(a.AppID+" daprd", f.abs(a.AppDirPath), o.Daprd, f.daprdArgs(a, noExporters), daprdEnv(o.DaprdGOGC, f.listenAddress(a), append(f.daprdFileEnv(a), tokens...)), out, exited)
 		if err != nil {
 			stopAll()
 			return err
@@ -267,7 +282,10 @@ func start(name, dir, bin string, args, env []string, out io.Writer, exited chan
 		p.err = cmd.Wait()
 		pw.Close()
 		close(p.done)
-		exited <- p
+		select {
+		case exited <- p:
+		default: // nobody is waiting for it (a cluster's test stopped it)
+		}
 	}()
 	return p, nil
 }

@@ -154,7 +154,7 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			return nil, err
 		}
 		stopRedis = redis.Stop
-		repl["value: localhost:6379"] = "value: " + redis.Addr
+		repl["envRef: REDIS_HOST"] = "value: " + redis.Addr
 		sets := []string{"redis", "email-files"}
 		for _, set := range sets {
 			if err := copyComponents(filepath.Join(o.repo, "components", set), filepath.Join(dir, "components"), repl); err != nil {
