@@ -61,6 +61,11 @@ run-redis: daprd build ## run the seed's topology: three apps, three daprds, Red
 	mkdir -p data
 	$(SHOP) run -f deploy/dapr.yaml
 
+.PHONY: run-hosts
+run-hosts: daprd sentry build ## run the shop across hosts (root: network namespaces): Redis, sentry, two app hosts with a replica of each app, mTLS and access control
+	mkdir -p data
+	$(SHOP) run -f deploy/dapr-hosts.yaml
+
 .PHONY: run-postgres
 run-postgres: daprd build ## three apps with PostgreSQL state, RabbitMQ pub/sub and PostgreSQL order storage
 	mkdir -p data
@@ -98,7 +103,7 @@ FUZZ_TIME  ?= 500000x
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: test
-test: daprd mailpit-bin kube-apiserver ## gofmt, vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer on 20000 inputs
+test: daprd sentry mailpit-bin kube-apiserver ## gofmt, vet, staticcheck, unit and end-to-end tests (-race) against real daprd, then each fuzzer on 20000 inputs
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-ed (run gofmt -w on them):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...

@@ -175,10 +175,11 @@ func TestEveryManifestAndDaprResourceOnARealAPIServer(t *testing.T) {
 	require.NoError(t, scaffold.Apply(root, files))
 
 	var all []string
-	all = append(all, yamlFiles(t, "k8s", "config")...)
+	all = append(all, yamlFiles(t, "k8s", "config", "config/hosts")...)
 	all = append(all, yamlFiles(t, "../components/embedded", "../components/redis", "../components/postgres-rabbitmq",
 		"../components/email-files", "../components/email-smtp")...)
-	all = append(all, filepath.Join(root, "deploy", "k8s", "kubecheck.yaml"), filepath.Join(root, "deploy", "config", "kubecheck.yaml"))
+	all = append(all, filepath.Join(root, "deploy", "k8s", "kubecheck.yaml"), filepath.Join(root, "deploy", "config", "kubecheck.yaml"),
+		filepath.Join(root, "deploy", "config", "hosts", "kubecheck.yaml"))
 	for _, f := range all {
 		out, err := s.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", f)
 		require.NoError(t, err, "%s:\n%s", f, out)

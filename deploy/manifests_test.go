@@ -385,7 +385,7 @@ func TestEverySidecarHasAnAPIAllowlist(t *testing.T) {
 	}
 	runFiles, err := filepath.Glob("dapr*.yaml")
 	require.NoError(t, err)
-	require.Len(t, runFiles, 4)
+	require.Len(t, runFiles, 5)
 	for _, file := range runFiles {
 		run, err := launch.Load(file)
 		require.NoError(t, err)
@@ -409,6 +409,105 @@ func TestEverySidecarHasAnAPIAllowlist(t *testing.T) {
 			kd, ok := k8s[app.AppID]
 			if assert.True(t, ok, "deploy/k8s has a Configuration %s", app.AppID) {
 				assert.Equal(t, got, allowlist(t, kd), "%s: the manifests' allowlist is the run file's", app.AppID)
+			}
+		}
+	}
+}
+
+// accessSpec is a Configuration's spec.accessControl.
+type accessSpec struct {
+	AccessControl *struct {
+		DefaultAction string `yaml:"defaultAction"`
+		TrustDomain   string `yaml:"trustDomain"`
+		Policies      []struct {
+			AppID         string `yaml:"appId"`
+			DefaultAction string `yaml:"defaultAction"`
+			TrustDomain   string `yaml:"trustDomain"`
+			Namespace     string `yaml:"namespace"`
+			Operations    []struct {
+				Name     string   `yaml:"name"`
+				HTTPVerb []string `yaml:"httpVerb"`
+				Action   string   `yaml:"action"`
+			} `yaml:"operations"`
+		} `yaml:"policies"`
+	} `yaml:"accessControl"`
+}
+
+// designCalls are the calls the design makes from one app's sidecar to
+// another's (docs/architecture.md): the order function takes stock, the
+// inventory's hold sweep and the notification's check of an unsigned event
+// read orders, the storefront places orders and shows the stock. A gRPC
+// app's route has no verb: daprd matches its operation name only.
+var designCalls = []string{
+	"inventory-service -> order-service: GET /orders/*",
+	"notification-service -> order-service: GET /orders/*",
+	"storefront -> order-service: POST /orders",
+	"order-service -> inventory-service: /lease",
+	"order-service -> inventory-service: /reserve",
+	"order-service -> inventory-service: /confirm",
+	"order-service -> inventory-service: /check",
+	"storefront -> inventory-service: /inventory",
+}
+
+// Across hosts and on Kubernetes, where sidecars talk mTLS, each app's
+// Configuration denies every call but the design's, and both say the same;
+// the single-host run files, without mTLS, have no policy (every call
+// would be denied without a certificate to tell callers apart).
+func TestAccessControlAllowsTheDesignsCallsOnly(t *testing.T) {
+	k8s := map[string]doc{}
+	for _, d := range readDocs(t, "k8s/*.yaml") {
+		if d.Kind == "Configuration" {
+			k8s[d.Metadata.Name] = d
+		}
+	}
+	hosts, err := launch.Load("dapr-hosts.yaml")
+	require.NoError(t, err)
+	require.NotNil(t, hosts.Hosts, "dapr-hosts.yaml runs across hosts")
+	var allowed []string
+	for _, app := range hosts.Apps {
+		require.Equal(t, "config/hosts/"+app.AppID+".yaml", app.ConfigFilePath, "%s's sidecar across hosts has its policy", app.AppID)
+		docs := readDocs(t, app.ConfigFilePath)
+		require.Len(t, docs, 1)
+		acl := decodeSpec[accessSpec](t, docs[0]).AccessControl
+		require.NotNil(t, acl, "%s has an access-control policy", app.AppID)
+		assert.Equal(t, "deny", acl.DefaultAction, "%s: a caller without a policy is denied", app.AppID)
+		assert.Equal(t, "public", acl.TrustDomain)
+		for _, p := range acl.Policies {
+			assert.Equal(t, "deny", p.DefaultAction, "%s: %s may call only what its policy lists", app.AppID, p.AppID)
+			assert.Equal(t, "public", p.TrustDomain)
+			assert.Equal(t, "default", p.Namespace)
+			for _, op := range p.Operations {
+				require.Equal(t, "allow", op.Action, "%s: %s %s: policies list what is allowed", app.AppID, p.AppID, op.Name)
+				if app.AppProtocol == "grpc" {
+					assert.Empty(t, op.HTTPVerb, "%s runs on gRPC, where daprd matches no verb: %s", app.AppID, op.Name)
+					allowed = append(allowed, p.AppID+" -> "+app.AppID+": "+op.Name)
+					continue
+				}
+				require.NotEmpty(t, op.HTTPVerb, "%s runs on HTTP: %s names its verbs", app.AppID, op.Name)
+				for _, v := range op.HTTPVerb {
+					allowed = append(allowed, p.AppID+" -> "+app.AppID+": "+v+" "+op.Name)
+				}
+			}
+		}
+		kd, ok := k8s[app.AppID]
+		if assert.True(t, ok, "deploy/k8s has a Configuration %s", app.AppID) {
+			assert.Equal(t, acl, decodeSpec[accessSpec](t, kd).AccessControl, "%s: Kubernetes has the same policy", app.AppID)
+			assert.Equal(t, allowlist(t, docs[0]), allowlist(t, kd), "%s: the same allowlist as on Kubernetes", app.AppID)
+		}
+	}
+	assert.ElementsMatch(t, designCalls, allowed, "the policies allow exactly the design's calls")
+
+	runFiles, err := filepath.Glob("dapr*.yaml")
+	require.NoError(t, err)
+	for _, file := range runFiles {
+		run, err := launch.Load(file)
+		require.NoError(t, err)
+		if run.Hosts != nil {
+			continue
+		}
+		for _, app := range run.Apps {
+			for _, d := range readDocs(t, app.ConfigFilePath) {
+				assert.Nil(t, decodeSpec[accessSpec](t, d).AccessControl, "%s: %s runs without mTLS, so without a policy", file, app.AppID)
 			}
 		}
 	}

@@ -57,7 +57,7 @@ func (r *repo) loadRunFiles() ([]runFile, error) {
 }
 
 // ports is the new app's ports in every distributed run file.
-type ports struct{ app, http, grpc, metrics, appMetrics int }
+type ports struct{ app, http, grpc, metrics, appMetrics, internal int }
 
 // choosePorts picks, for each kind of port, one past the highest any run
 // file uses, then moves on past any port taken already; a port asked for
@@ -79,6 +79,7 @@ func choosePorts(files []runFile, appPort int) (ports, error) {
 			p.app, p.http = max(p.app, a.AppPort), max(p.http, a.DaprHTTPPort)
 			p.grpc, p.metrics = max(p.grpc, a.DaprGRPCPort), max(p.metrics, a.MetricsPort)
 			p.appMetrics = max(p.appMetrics, a.AppMetricsPort)
+			p.internal = max(p.internal, a.DaprInternalPort)
 		}
 	}
 	if appPort != 0 {
@@ -99,6 +100,9 @@ func choosePorts(files []runFile, appPort int) (ports, error) {
 		p.app = next(p.app)
 	}
 	p.http, p.grpc, p.metrics, p.appMetrics = next(p.http), next(p.grpc), next(p.metrics), next(p.appMetrics)
+	if p.internal != 0 { // a run file across hosts names them
+		p.internal = next(p.internal)
+	}
 	return p, nil
 }
 
@@ -138,18 +142,23 @@ func (r *repo) runFiles(m *model) ([]File, error) {
 			}
 			raw = line.ReplaceAll(rf.raw, []byte("${1}"+fns+","+m.Name))
 		} else {
+			config, internal := "config/"+m.Name+".yaml", ""
+			if rf.file.Hosts != nil { // across hosts: its access-control policy, the port other hosts call
+				config = "config/hosts/" + m.Name + ".yaml"
+				internal = fmt.Sprintf("  daprInternalGRPCPort: %d\n", p.internal)
+			}
 			app := fmt.Sprintf(`- appID: %[1]s
-  configFilePath: config/%[1]s.yaml
+  configFilePath: %[7]s
   appDirPath: ../
   appPort: %[2]d
   daprHTTPPort: %[3]d
   daprGRPCPort: %[4]d
-  metricsPort: %[5]d
+%[8]s  metricsPort: %[5]d
   appMetricsPort: %[6]d
   command: ["bin/shop", "serve"]
   env:
     FUNCTIONS: %[1]s
-`, m.Name, p.app, p.http, p.grpc, p.metrics, p.appMetrics)
+`, m.Name, p.app, p.http, p.grpc, p.metrics, p.appMetrics, config, internal)
 			raw = append(bytes.TrimRight(slices.Clone(rf.raw), "\n"), '\n')
 			raw = append(raw, app...)
 		}
@@ -163,8 +172,25 @@ func (r *repo) runFiles(m *model) ([]File, error) {
 		out = append(out, File{Path: rf.path, Content: raw})
 	}
 	out = append(out, File{Path: "deploy/config/" + m.Name + ".yaml", Content: []byte(allowlist(m.Name)), New: true})
+	for _, rf := range files {
+		if rf.file.Hosts != nil {
+			out = append(out, File{Path: "deploy/config/hosts/" + m.Name + ".yaml", New: true,
+				Content: []byte(strings.Replace(allowlist(m.Name), "# The API allowlist", "# Across hosts (deploy/dapr-hosts.yaml): the API allowlist", 1) + accessControl)})
+			break
+		}
+	}
 	return out, nil
 }
+
+// accessControl ends a new app's Configuration across hosts and on
+// Kubernetes, where sidecars talk mTLS: no other app may call it yet.
+const accessControl = `  # Who may call this app from another sidecar, by the identity in its
+  # certificate: nobody yet. Add a policy per caller and route, as in
+  # deploy/config/hosts/inventory-service.yaml, here and in deploy/k8s.
+  accessControl:
+    defaultAction: deny
+    trustDomain: public
+`
 
 func allowlist(name string) string {
 	return fmt.Sprintf(`# The API allowlist of the %[1]s sidecar (written by shop new): daprd answers
@@ -389,7 +415,7 @@ func (r *repo) manifests(m *model) ([]File, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, deploymentTmpl, m.Name, port)
 	b.WriteString("---\n")
-	b.WriteString(strings.Replace(allowlist(m.Name), "# The API allowlist", "# The Configuration: the API allowlist", 1))
+	b.WriteString(strings.Replace(allowlist(m.Name), "# The API allowlist", "# The Configuration: the API allowlist", 1) + accessControl)
 	for _, c := range m.Crons {
 		b.WriteString("---\n")
 		b.WriteString(cronComponent(m.Name, c, m.Name))
