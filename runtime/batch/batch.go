@@ -114,13 +114,15 @@ func (g *Group[T, R]) Queued() int {
 }
 
 // Close sends what is queued without lingering and waits until no call
-// runs. A Group keeps serving after Close, without lingering, so a request
-// that comes late is still sent.
+// runs; no goroutine of the Group outlives its call. A Group keeps serving
+// after Close, without lingering, so a request that comes late is still
+// sent.
 func (g *Group[T, R]) Close() {
 	g.mu.Lock()
 	if !g.closed {
 		g.closed = true
 		close(g.closeNow)
+		g.drains.Close()
 	}
 	if len(g.queue) > 0 && !g.running {
 		g.startLocked()
