@@ -108,6 +108,11 @@ func (s *shop) findOrder(ctx context.Context, id string) (orderevent.Stored, err
 	return orderevent.Stored{Found: found, ProductID: o.ProductID, Quantity: o.Quantity, CustomerEmail: o.CustomerEmail}, err
 }
 
+// findOrders looks orders up in the order function of this process.
+func (s *shop) findOrders(ctx context.Context, ids []string) ([]orderevent.Stored, error) {
+	return s.orders.FindAll(ctx, ids)
+}
+
 func registerInventory(s *shop) error {
 	cfg := s.cfg
 	catalog := inventory.SeedCatalog
@@ -120,7 +125,7 @@ func registerInventory(s *shop) error {
 	}
 	var lookup inventory.OrderLookup = inventory.InvokeOrders{Invoker: s.p.invoke, AppID: cfg.OrderAppID}
 	if cfg.serves("order") { // same process: ask the order function, which registers next
-		lookup = inventory.OrderLookupFunc(s.findOrder)
+		lookup = orderevent.BulkLookupFunc(s.findOrders)
 	}
 	inv, err := inventory.New(s.p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel, Orders: lookup, HoldTTL: cfg.HoldTTL, RestockEvery: cfg.RestockEvery})
 	if err != nil {
@@ -171,6 +176,8 @@ func registerOrder(s *shop) error {
 	s.orders = orders
 	runtime.Invoke(s.app, "POST /orders", orders.Create)
 	runtime.Invoke(s.app, "GET /orders/{id}", orders.Get) // the seed's "check order status"; the hold sweep reads it too
+	// The hold sweep looks up all the orders of a lease nobody settled at once.
+	runtime.Invoke(s.app, "POST /orders/lookup", orders.Lookup, runtime.Internal)
 	runtime.Binding(s.app, cfg.SweepBinding, ob.Sweep)
 	s.app.Requires(runtime.Component{Kind: "state", Name: cfg.StateStore}, runtime.Component{Kind: "pubsub", Name: cfg.Pubsub},
 		runtime.Component{Kind: "bindings", Name: cfg.OrderStoreBinding})
