@@ -10,7 +10,6 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/daprfn/shop/functions/lease"
-	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/runtime/host"
 )
 
@@ -140,8 +139,8 @@ func loadConfig() (Config, error) {
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
 	}
-	if c.StockLeaseUnits > 0 && c.HoldTTL <= c.OrderTimeout+order.LeaseLife {
-		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s plus %s (the life of a stock lease), or STOCK_LEASE_UNITS 0: a lease is settled only once its orders can no longer be stored", c.HoldTTL, c.OrderTimeout, order.LeaseLife)
+	if c.StockLeaseUnits > 0 && c.HoldTTL <= c.OrderTimeout+lease.Life {
+		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s plus %s (the life of a stock lease), or STOCK_LEASE_UNITS 0: a lease is settled only once its orders can no longer be stored", c.HoldTTL, c.OrderTimeout, lease.Life)
 	}
 	if c.StockLeaseUnits < 0 || c.StockLeaseUnits > lease.MaxQuantity {
 		return c, fmt.Errorf("STOCK_LEASE_UNITS %d: want 0 (off) to %d, e.g. 100", c.StockLeaseUnits, lease.MaxQuantity)

@@ -10,9 +10,11 @@ import (
 	"github.com/daprfn/shop/bindings/email"
 	"github.com/daprfn/shop/bindings/orderstore"
 	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/functions/lease"
 	"github.com/daprfn/shop/functions/notification"
 	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 )
 
@@ -123,7 +125,7 @@ func registerInventory(s *shop) error {
 		}
 		catalog = c
 	}
-	var lookup inventory.OrderLookup = inventory.InvokeOrders{Invoker: s.p.invoke, AppID: cfg.OrderAppID}
+	var lookup orderevent.Lookup = orderevent.InvokeLookup{Invoker: s.p.invoke, AppID: cfg.OrderAppID}
 	if cfg.serves("order") { // same process: ask the order function, which registers next
 		lookup = orderevent.BulkLookupFunc(s.findOrders)
 	}
@@ -132,6 +134,7 @@ func registerInventory(s *shop) error {
 		return err
 	}
 	s.inv = inv
+	s.w.closers = append(s.w.closers, inv.Close)
 	app := s.app
 	runtime.Invoke(app, "POST /check", inv.Check) // the seed's: its order-service sends no credential
 	runtime.Invoke(app, "POST /reserve", inv.Reserve, runtime.Internal)
@@ -148,15 +151,19 @@ func registerOrder(s *shop) error {
 	cfg, p, log := s.cfg, s.p, s.log
 	// In the same process the inventory's group commit already shares one
 	// write among the orders in flight, and leases measured no gain.
-	var stock order.Stock = localStock{s.inv, log}
+	var supply stock.Stock = localStock{s.inv, log}
 	if s.inv == nil {
-		remote := order.NewInvokeStock(p.invoke, cfg.InventoryAppID, log)
+		remote := stock.NewClient(p.invoke, cfg.InventoryAppID, log)
 		s.w.closers = append(s.w.closers, remote.Close)
-		stock = remote
+		supply = remote
 		if cfg.StockLeaseUnits > 0 {
-			leased := order.NewLeaseStock(order.InvokeLeaser{Invoker: p.invoke, AppID: cfg.InventoryAppID}, cfg.StockLeaseUnits, remote, log)
+			leased, err := lease.NewStock(lease.Config{Leaser: lease.InvokeLeaser{Invoker: p.invoke, AppID: cfg.InventoryAppID},
+				Units: cfg.StockLeaseUnits, Next: remote, Log: log})
+			if err != nil {
+				return err
+			}
 			s.w.closers = append(s.w.closers, leased.Close) // closed before remote
-			stock = leased
+			supply = leased
 		}
 	}
 	archive, err := orderstore.New(p.out, cfg.OrderStoreBinding, bindings.TypeOf(p.comps, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
@@ -169,7 +176,7 @@ func registerOrder(s *shop) error {
 		return err
 	}
 	s.w.closers = append(s.w.closers, ob.Close)
-	orders, err := order.New(p.state, stock, ob, cfg.OrderTimeout, log)
+	orders, err := order.New(p.state, supply, ob, cfg.OrderTimeout, log)
 	if err != nil {
 		return err
 	}

@@ -46,32 +46,3 @@ func TestBatcherFlushesOnTheTick(t *testing.T) {
 	assert.Eventually(t, func() bool { return len(r.got()) == 1 }, time.Second, time.Millisecond, "a partial batch goes on the tick")
 	assert.Equal(t, [][]int{{1}}, r.got())
 }
-
-func TestCarryQueueHandsValuesToTheCallThatCarriesThem(t *testing.T) {
-	var r recorder
-	q := newCarryQueue(time.Hour, 100, r.flush)
-	for i := range 5 {
-		q.add(i)
-	}
-	assert.Equal(t, []int{0, 1, 2}, q.take(3), "the oldest first, at most as many as asked")
-	q.restore([]int{1, 2}) // the call failed
-	assert.Equal(t, []int{1, 2, 3, 4}, q.take(10))
-	assert.Nil(t, q.take(10), "taken values are gone")
-	q.add(7)
-	q.close()
-	q.add(8) // after close: dropped
-	assert.Equal(t, [][]int{{7}}, r.got(), "close flushes what no call carried")
-	q.restore([]int{9}) // a call that failed after close
-	assert.Equal(t, [][]int{{7}, {9}}, r.got(), "restored after close: flushed at once")
-}
-
-func TestCarryQueueFlushesWhatWaitedTooLong(t *testing.T) {
-	var r recorder
-	q := newCarryQueue(20*time.Millisecond, 2, r.flush)
-	defer q.close()
-	for i := range 3 {
-		q.add(i)
-	}
-	assert.Eventually(t, func() bool { return len(r.got()) == 2 }, time.Second, time.Millisecond, "values nobody carried go on their own")
-	assert.Equal(t, [][]int{{0, 1}, {2}}, r.got(), "at most max per flush")
-}

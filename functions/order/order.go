@@ -16,6 +16,7 @@ import (
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 )
 
@@ -39,40 +40,6 @@ type Event = orderevent.Event
 // EventOf returns o's event, unsigned.
 func EventOf(o Order) Event {
 	return Event{OrderID: o.ID, CustomerEmail: o.CustomerEmail, ProductID: o.ProductID, Quantity: o.Quantity}
-}
-
-// Availability is the inventory's answer to a stock request.
-type Availability struct {
-	Available   bool
-	ProductName string
-	Remaining   int
-	// OrderID, when set, is the id the order must be stored under: the
-	// Stock chose it (LeaseStock: the id of the order's slot in a lease).
-	OrderID string
-}
-
-// Stock is the inventory as the order function needs it. Stock taken for an
-// order is held until the order is confirmed; the inventory settles holds
-// nobody confirmed by looking the order up (see inventory.Service.SweepHolds),
-// so neither a failed commit nor a crash between Take and the commit leaks
-// stock, and an order whose commit outcome is unknown is never oversold.
-type Stock interface {
-	// Take takes qty of the product for orderID if there is enough; taking
-	// again for the same order takes nothing more. An unknown product is an
-	// error that classifies as NotFound.
-	Take(ctx context.Context, orderID, productID string, qty int) (Availability, error)
-	// Confirm queues the confirmation that an order was stored, so its hold
-	// becomes final; the Stock sends it when it suits (with later takes, or
-	// on its own within a short while). It never holds the order up: a lost
-	// confirmation costs only time, as the inventory's hold sweep settles the
-	// hold by looking the order up.
-	Confirm(t Taken)
-}
-
-// Taken names an order and the product it took stock of.
-type Taken struct {
-	OrderID   string `json:"orderId"`
-	ProductID string `json:"productId"`
 }
 
 // DefaultCreateTimeout bounds one Create unless New is given another: after
@@ -153,7 +120,7 @@ var (
 // Service is the order function.
 type Service struct {
 	store  bindings.StateStore
-	stock  Stock
+	stock  stock.Stock
 	outbox *Outbox
 	log    *slog.Logger
 	now    func() time.Time
@@ -163,7 +130,7 @@ type Service struct {
 
 // New returns the order function; each Create is bounded by createTimeout
 // (DefaultCreateTimeout when 0).
-func New(store bindings.StateStore, stock Stock, outbox *Outbox, createTimeout time.Duration, log *slog.Logger) (*Service, error) {
+func New(store bindings.StateStore, stock stock.Stock, outbox *Outbox, createTimeout time.Duration, log *slog.Logger) (*Service, error) {
 	if store == nil || stock == nil || outbox == nil {
 		return nil, errors.New("order: state store, stock and outbox are required")
 	}
@@ -245,7 +212,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		s.log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
 		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
 	}
-	s.stock.Confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
+	s.stock.Confirm(stock.Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return resp, nil
 }
 
