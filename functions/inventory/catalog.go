@@ -11,8 +11,7 @@ import (
 	"github.com/daprfn/shop/runtime"
 )
 
-// Item is a catalog entry: the product and its initial (and default
-// restock) stock.
+// Item is a catalog entry: a product and its initial and restock stock.
 type Item struct {
 	ID    string
 	Name  string
@@ -71,8 +70,7 @@ func (s *Service) List(ctx context.Context, _ struct{}) (Inventory, error) {
 	return out, nil
 }
 
-// products reads the stock of every catalog product, in catalog order, in
-// one call.
+// products reads every catalog product's stock, in catalog order, at once.
 func (s *Service) products(ctx context.Context) ([]Product, error) {
 	keys := make([]string, len(s.catalog))
 	for i, it := range s.catalog {

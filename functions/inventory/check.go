@@ -2,8 +2,6 @@ package inventory
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,12 +13,10 @@ import (
 // product share one hold: it is given back whole, HOLD_TTL after its first.
 const UnclaimedCheckPeriod = 15 * time.Second
 
-// Check takes Quantity from the product's stock when there is enough and
-// says whether it did, as the seed does; an unknown product is a 404. The
-// stock is held for the order, and checking the same order again takes
-// nothing more. A check without an order id (the seed's order-service, or
-// anybody through the public sidecar) is held as an unclaimed check, which
-// the hold sweep gives back after HOLD_TTL.
+// Check takes Quantity of the product, held for the order, if there is
+// enough, and says whether it did, as the seed does (an unknown product is
+// a 404); the same order takes nothing twice. A check without an order (the
+// seed's, or anybody's) is held unclaimed: the hold sweep gives it back.
 func (s *Service) Check(ctx context.Context, in stock.CheckRequest) (stock.CheckResponse, error) {
 	if in.OrderID == "" { // one hold per product and period keeps the record small
 		in.OrderID = stock.UnclaimedCheckPrefix + strconv.FormatInt(s.now().Unix()/int64(UnclaimedCheckPeriod/time.Second), 36)
@@ -33,8 +29,7 @@ func (s *Service) Check(ctx context.Context, in stock.CheckRequest) (stock.Check
 	return out, err
 }
 
-// take applies one check to p, holding what it takes for in.OrderID; an
-// order held already takes nothing more. took tells whether p changed.
+// take applies one check to p; took tells whether p changed.
 func (s *Service) take(p *Product, in stock.CheckRequest) (out stock.CheckResponse, took bool) {
 	out = stock.CheckResponse{ProductName: p.Name, Available: p.Stock >= in.Quantity}
 	if _, held := p.Holds[in.OrderID]; held && !strings.HasPrefix(in.OrderID, stock.UnclaimedCheckPrefix) {
@@ -57,30 +52,26 @@ func (s *Service) take(p *Product, in stock.CheckRequest) (out stock.CheckRespon
 	return out, out.Available
 }
 
-// Reserve applies the carried confirmations (as Confirm does) and checks
-// every order of in (as Check does), with one write per product. It fails
-// as a whole only when the stock cannot be written; an unknown product
-// fails its own orders only, and its confirmations are ignored.
+// Reserve applies the carried confirmations (as Confirm) and checks every
+// order of in (as Check), with one write per product. It fails as a whole
+// only when the stock cannot be written; an unknown product fails its own
+// orders only, and its confirmations are ignored.
 func (s *Service) Reserve(ctx context.Context, in stock.ReserveRequest) (stock.ReserveResponse, error) {
 	out := stock.ReserveResponse{Orders: make([]stock.Reservation, len(in.Orders))}
-	takes := map[string][]int{} // product -> the indexes of its orders
+	takes, confirms := map[string][]int{}, map[string][]string{} // by product
 	for i, c := range in.Orders {
 		_, known := s.byID[c.ProductID]
 		out.Orders[i].OrderID, out.Orders[i].NotFound = c.OrderID, !known
-		if known {
-			takes[c.ProductID] = append(takes[c.ProductID], i)
-		}
+		takes[c.ProductID] = append(takes[c.ProductID], i)
 	}
-	confirms := map[string][]string{} // product -> the orders confirmed
 	for _, c := range in.Confirm {
-		if _, known := s.byID[c.ProductID]; known {
-			confirms[c.ProductID] = append(confirms[c.ProductID], c.OrderID)
-			if _, listed := takes[c.ProductID]; !listed {
-				takes[c.ProductID] = nil // written even without orders
-			}
-		}
+		confirms[c.ProductID] = append(confirms[c.ProductID], c.OrderID)
 	}
-	for _, product := range slices.Sorted(maps.Keys(takes)) {
+	for _, it := range s.catalog {
+		product := it.ID
+		if takes[product] == nil && confirms[product] == nil {
+			continue
+		}
 		n := 0
 		err := s.update(ctx, product, func(p *Product) bool {
 			n = dropHolds(p, confirms[product])
@@ -106,8 +97,7 @@ func (s *Service) Confirm(ctx context.Context, in stock.ConfirmRequest) (stock.C
 	return stock.ConfirmResponse{Confirmed: r.Confirmed}, err
 }
 
-// dropHolds makes the holds of the orders ids final and says how many there
-// were; the others were settled before.
+// dropHolds makes the holds of the orders ids final and counts them.
 func dropHolds(p *Product, ids []string) int {
 	n := 0
 	for _, id := range ids {

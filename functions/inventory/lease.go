@@ -6,9 +6,9 @@ import (
 	"github.com/daprfn/shop/functions/lease"
 )
 
-// Lease settles the leases in.Settle and grants in.Grant, in one write
-// (lease.Ledger.Apply). An unknown product is NotFound in the answer, so
-// that an order-service can tell it from an inventory without leases.
+// Lease settles and grants leases in one write (lease.Ledger.Apply). An
+// unknown product is NotFound in the answer, not an error: an order-service
+// tells it from an inventory without leases.
 func (s *Service) Lease(ctx context.Context, in lease.Request) (lease.Answer, error) {
 	if _, ok := s.byID[in.ProductID]; !ok {
 		return lease.Answer{NotFound: true}, nil

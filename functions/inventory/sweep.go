@@ -11,13 +11,11 @@ import (
 	"github.com/daprfn/shop/runtime"
 )
 
-// SweepHolds is a cron step: it settles the holds older than HoldTTL that
-// their order-service never confirmed (its commit failed, or it died
-// between taking stock and answering): a hold whose order was stored is
-// confirmed, one whose order does not exist is given back, and one whose
-// order cannot be looked up waits for the next run. Leases older than
-// HoldTTL, which their order-service never settled, are settled by looking
-// up the orders of all their slots (lease.Ledger.Used).
+// SweepHolds is a cron step that settles the holds older than HoldTTL that
+// nobody confirmed (a failed commit, a dead order-service): the stock of a
+// stored order stays taken, that of one that does not exist comes back, and
+// a hold whose order cannot be looked up waits for the next run. Leases
+// nobody settled are settled by their orders (lease.Ledger.Used).
 func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{}]) error {
 	if s.orders == nil {
 		return nil
@@ -33,10 +31,10 @@ func (s *Service) SweepHolds(ctx context.Context, _ runtime.BindingEvent[struct{
 	return retryLater(errs)
 }
 
-// sweep settles the holds and leases of p, product's record as read, older
-// than cutoff, in one write.
+// sweep settles p's holds and leases older than cutoff, in one write.
 func (s *Service) sweep(ctx context.Context, product string, p Product, cutoff time.Time) error {
-	var errs []error
+	used, err := p.Leases.Used(ctx, s.orders, product, cutoff)
+	errs := []error{err}
 	stored := map[string]bool{} // hold -> its order exists
 	for id, h := range p.Holds {
 		switch {
@@ -52,38 +50,23 @@ func (s *Service) sweep(ctx context.Context, product string, p Product, cutoff t
 			stored[id] = o.Found
 		}
 	}
-	used := map[string]int{} // lease -> the units its stored orders took
-	for id, l := range p.Leases {
-		if l.At.After(cutoff) {
-			continue
-		}
-		n, err := p.Leases.Used(ctx, s.orders, product, id)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("settle lease %s: %w", id, err))
-			continue
-		}
-		used[id] = n
-	}
-	if len(stored) == 0 && len(used) == 0 {
-		return errors.Join(errs...)
-	}
-	err := s.update(ctx, product, func(p *Product) (changed bool) {
-		for id, found := range stored {
-			if h, ok := p.Holds[id]; ok { // else settled meanwhile
-				delete(p.Holds, id)
-				if !found {
-					p.Stock += h.Quantity
+	if len(stored) > 0 || len(used) > 0 {
+		errs = append(errs, s.update(ctx, product, func(p *Product) bool {
+			back, settled := p.Leases.SettleAll(used)
+			p.Stock += back
+			for id, found := range stored {
+				if h, ok := p.Holds[id]; ok { // else settled meanwhile
+					delete(p.Holds, id)
+					if !found {
+						p.Stock += h.Quantity
+					}
+					settled++
 				}
-				changed = true
 			}
-		}
-		for id, n := range used {
-			back, ok := p.Leases.Settle(id, n)
-			p.Stock, changed = p.Stock+back, ok || changed
-		}
-		return changed
-	})
-	return errors.Join(append(errs, err)...)
+			return settled > 0
+		}))
+	}
+	return errors.Join(errs...)
 }
 
 // Restock tops every product up to the restock level, counting the units
@@ -97,9 +80,7 @@ func (s *Service) Restock(ctx context.Context, _ runtime.BindingEvent[struct{}])
 			target = it.Stock
 		}
 		err := s.update(ctx, it.ID, func(p *Product) bool {
-			// Leased units are the order-services' until settled, when
-			// what their orders did not take comes back.
-			leased := p.Leases.Leased()
+			leased := p.Leases.Leased() // stock until settled
 			if p.Stock+leased >= target || s.restockEvery > 0 && s.now().Sub(p.RestockedAt) < s.restockEvery {
 				return false // full, or topped up lately: the next scheduled restock will
 			}

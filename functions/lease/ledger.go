@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/daprfn/shop/functions/orderevent"
@@ -69,25 +71,46 @@ func (l Ledger) Settle(id string, used int) (back int, ok bool) {
 	return h.Quantity - min(max(used, 0), h.Quantity), true
 }
 
-// Used counts the units the stored orders of productID took from lease id,
-// whose order-service never settled it: a lease of n units has at most n
-// orders, one per slot, all looked up at once (orderevent.LookupAll).
-func (l Ledger) Used(ctx context.Context, orders orderevent.Lookup, productID, id string) (int, error) {
-	h := l[id]
-	slots := NewSlots(Grant{ID: id, Quantity: h.Quantity, Secret: h.Secret})
-	ids := make([]string, h.Quantity)
-	for slot := range ids {
-		ids[slot] = slots.OrderID(slot)
-	}
-	found, err := orderevent.LookupAll(ctx, orders, ids)
-	if err != nil {
-		return 0, err
-	}
-	used := 0
-	for _, o := range found {
-		if o.Found && o.ProductID == productID {
-			used += o.Quantity
+// Used counts, for each lease granted before cutoff, the units its stored
+// orders of productID took: how the inventory settles the leases whose
+// order-service never settled them. A lease of n units has at most n
+// orders, one per slot, all looked up in one call (orderevent.LookupAll).
+// A lease whose orders cannot be looked up is left out, with an error.
+func (l Ledger) Used(ctx context.Context, orders orderevent.Lookup, productID string, cutoff time.Time) (map[string]int, error) {
+	used := map[string]int{}
+	var errs []error
+	for id, h := range l {
+		if h.At.After(cutoff) {
+			continue
+		}
+		slots := NewSlots(Grant{ID: id, Quantity: h.Quantity, Secret: h.Secret})
+		ids := make([]string, h.Quantity)
+		for slot := range ids {
+			ids[slot] = slots.OrderID(slot)
+		}
+		found, err := orderevent.LookupAll(ctx, orders, ids)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("settle lease %s: %w", id, err))
+			continue
+		}
+		used[id] = 0
+		for _, o := range found {
+			if o.Found && o.ProductID == productID {
+				used[id] += o.Quantity
+			}
 		}
 	}
-	return used, nil
+	return used, errors.Join(errs...)
+}
+
+// SettleAll settles the leases of used, lease id -> units used, as Settle
+// does: back is what goes back to the stock, and settled how many there
+// were.
+func (l Ledger) SettleAll(used map[string]int) (back, settled int) {
+	for id, n := range used {
+		if b, ok := l.Settle(id, n); ok {
+			back, settled = back+b, settled+1
+		}
+	}
+	return back, settled
 }
