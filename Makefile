@@ -93,6 +93,7 @@ FUZZ_TARGETS := \
   ./runtime:FuzzDecodeCloudEvent ./runtime:FuzzInvokeDecoding ./runtime:FuzzDuplicateKey \
   ./functions/order:FuzzCreateRequest ./functions/notification:FuzzOrderEvent \
   ./functions/inventory:FuzzInventoryRequests ./functions/inventory:FuzzParseCatalog \
+  ./functions/orderevent:FuzzLookupRequest \
   ./internal/launch:FuzzParse
 # Budgets are input counts, not durations: go1.26's fuzz coordinator can fail
 # a target with "context deadline exceeded" when a -fuzztime duration ends

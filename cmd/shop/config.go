@@ -10,7 +10,6 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/daprfn/shop/functions/lease"
-	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/runtime/host"
 )
 
@@ -44,7 +43,7 @@ type Config struct {
 	HoldSweepBinding      string        `envconfig:"HOLD_SWEEP_BINDING" default:"hold-sweep" desc:"cron input binding that triggers the inventory's sweep of unconfirmed stock holds and unsettled stock leases"`
 	OrderTimeout          time.Duration `envconfig:"ORDER_TIMEOUT" default:"20s" desc:"longest one POST /orders may take; after it the order is stored or never will be"`
 	HoldTTL               time.Duration `envconfig:"HOLD_TTL" default:"60s" desc:"age after which the hold sweep settles a stock hold nobody confirmed, or a stock lease nobody settled, by looking the orders up; must exceed ORDER_TIMEOUT, and with STOCK_LEASE_UNITS above 0 ORDER_TIMEOUT plus 1s (the life of a stock lease)"`
-	OrderAppID            string        `envconfig:"ORDER_APP_ID" default:"order-service" desc:"app-id the inventory's hold sweep asks whether an order exists (GET /orders/{id}), when order is not served by the same process"`
+	OrderAppID            string        `envconfig:"ORDER_APP_ID" default:"order-service" desc:"app-id the inventory's hold sweep asks whether an order exists (GET /orders/{id}, POST /orders/lookup for all the orders of a lease), when order is not served by the same process"`
 	SweepBinding          string        `envconfig:"OUTBOX_SWEEP_BINDING" default:"outbox-sweep" desc:"cron input binding that triggers the outbox sweep"`
 	OutboxRetryAfter      time.Duration `envconfig:"OUTBOX_RETRY_AFTER" default:"5s" desc:"age after which the sweep re-delivers an order event still pending"`
 	OutboxDeliveryWait    time.Duration `envconfig:"OUTBOX_DELIVERY_WAIT" default:"1s" desc:"longest an order waits for its event to be published and archived; past it the order is answered (it is stored) and the next orders leave their events to the outbox sweep until a sweep delivers again"`
@@ -140,8 +139,8 @@ func loadConfig() (Config, error) {
 	if c.HoldTTL <= c.OrderTimeout {
 		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s: a hold is settled only once its order can no longer be stored", c.HoldTTL, c.OrderTimeout)
 	}
-	if c.StockLeaseUnits > 0 && c.HoldTTL <= c.OrderTimeout+order.LeaseLife {
-		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s plus %s (the life of a stock lease), or STOCK_LEASE_UNITS 0: a lease is settled only once its orders can no longer be stored", c.HoldTTL, c.OrderTimeout, order.LeaseLife)
+	if c.StockLeaseUnits > 0 && c.HoldTTL <= c.OrderTimeout+lease.Life {
+		return c, fmt.Errorf("HOLD_TTL %s must be longer than ORDER_TIMEOUT %s plus %s (the life of a stock lease), or STOCK_LEASE_UNITS 0: a lease is settled only once its orders can no longer be stored", c.HoldTTL, c.OrderTimeout, lease.Life)
 	}
 	if c.StockLeaseUnits < 0 || c.StockLeaseUnits > lease.MaxQuantity {
 		return c, fmt.Errorf("STOCK_LEASE_UNITS %d: want 0 (off) to %d, e.g. 100", c.StockLeaseUnits, lease.MaxQuantity)

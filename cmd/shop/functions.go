@@ -10,9 +10,11 @@ import (
 	"github.com/daprfn/shop/bindings/email"
 	"github.com/daprfn/shop/bindings/orderstore"
 	"github.com/daprfn/shop/functions/inventory"
+	"github.com/daprfn/shop/functions/lease"
 	"github.com/daprfn/shop/functions/notification"
 	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/outbox"
 )
@@ -109,6 +111,11 @@ func (s *shop) findOrder(ctx context.Context, id string) (orderevent.Stored, err
 	return orderevent.Stored{Found: found, ProductID: o.ProductID, Quantity: o.Quantity, CustomerEmail: o.CustomerEmail}, err
 }
 
+// findOrders looks orders up in the order function of this process.
+func (s *shop) findOrders(ctx context.Context, ids []string) ([]orderevent.Stored, error) {
+	return s.orders.FindAll(ctx, ids)
+}
+
 func registerInventory(s *shop) error {
 	cfg := s.cfg
 	catalog := inventory.SeedCatalog
@@ -119,15 +126,16 @@ func registerInventory(s *shop) error {
 		}
 		catalog = c
 	}
-	var lookup inventory.OrderLookup = inventory.InvokeOrders{Invoker: s.p.invoke, AppID: cfg.OrderAppID}
+	var lookup orderevent.Lookup = orderevent.InvokeLookup{Invoker: s.p.invoke, AppID: cfg.OrderAppID}
 	if cfg.serves("order") { // same process: ask the order function, which registers next
-		lookup = inventory.OrderLookupFunc(s.findOrder)
+		lookup = orderevent.BulkLookupFunc(s.findOrders)
 	}
 	inv, err := inventory.New(s.p.state, inventory.Config{Catalog: catalog, RestockLevel: cfg.RestockLevel, Orders: lookup, HoldTTL: cfg.HoldTTL, RestockEvery: cfg.RestockEvery})
 	if err != nil {
 		return err
 	}
 	s.inv = inv
+	s.w.closers = append(s.w.closers, inv.Close)
 	app := s.app
 	runtime.Invoke(app, "POST /check", inv.Check) // the seed's: its order-service sends no credential
 	runtime.Invoke(app, "POST /reserve", inv.Reserve, runtime.Internal)
@@ -144,15 +152,19 @@ func registerOrder(s *shop) error {
 	cfg, p, log := s.cfg, s.p, s.log
 	// In the same process the inventory's group commit already shares one
 	// write among the orders in flight, and leases measured no gain.
-	var stock order.Stock = localStock{s.inv, log}
+	var supply stock.Stock = localStock{s.inv, log}
 	if s.inv == nil {
-		remote := order.NewInvokeStock(p.invoke, cfg.InventoryAppID, log)
+		remote := stock.NewClient(p.invoke, cfg.InventoryAppID, log)
 		s.w.closers = append(s.w.closers, remote.Close)
-		stock = remote
+		supply = remote
 		if cfg.StockLeaseUnits > 0 {
-			leased := order.NewLeaseStock(order.InvokeLeaser{Invoker: p.invoke, AppID: cfg.InventoryAppID}, cfg.StockLeaseUnits, remote, log)
+			leased, err := lease.NewStock(lease.Config{Leaser: lease.InvokeLeaser{Invoker: p.invoke, AppID: cfg.InventoryAppID},
+				Units: cfg.StockLeaseUnits, Next: remote, Log: log})
+			if err != nil {
+				return err
+			}
 			s.w.closers = append(s.w.closers, leased.Close) // closed before remote
-			stock = leased
+			supply = leased
 		}
 	}
 	archive, err := orderstore.New(p.out, cfg.OrderStoreBinding, bindings.TypeOf(p.comps, "bindings", cfg.OrderStoreBinding), cfg.OrderTable)
@@ -166,7 +178,7 @@ func registerOrder(s *shop) error {
 		return err
 	}
 	s.w.closers = append(s.w.closers, events.Close)
-	orders, err := order.New(order.Config{Store: p.state, Stock: stock, Events: events, SigningKey: orderevent.Key(cfg.InternalToken),
+	orders, err := order.New(order.Config{Store: p.state, Stock: supply, Events: events, SigningKey: orderevent.Key(cfg.InternalToken),
 		CreateTimeout: cfg.OrderTimeout, Log: log})
 	if err != nil {
 		return err
@@ -174,6 +186,8 @@ func registerOrder(s *shop) error {
 	s.orders = orders
 	runtime.Invoke(s.app, "POST /orders", orders.Create)
 	runtime.Invoke(s.app, "GET /orders/{id}", orders.Get) // the seed's "check order status"; the hold sweep reads it too
+	// The hold sweep looks up all the orders of a lease nobody settled at once.
+	runtime.Invoke(s.app, "POST /orders/lookup", orders.Lookup, runtime.Internal)
 	runtime.Binding(s.app, cfg.SweepBinding, events.Sweep)
 	s.app.Requires(runtime.Component{Kind: "state", Name: cfg.StateStore}, runtime.Component{Kind: "pubsub", Name: cfg.Pubsub},
 		runtime.Component{Kind: "bindings", Name: cfg.OrderStoreBinding})

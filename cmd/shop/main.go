@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/daprfn/shop/functions/inventory"
-	"github.com/daprfn/shop/functions/order"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime/host"
 )
 
@@ -92,26 +92,26 @@ func sidecarPorts(h *host.Host, cfg Config) ports {
 	return ports{state: sc, notifyState: h.Sidecar.WithStateStore(cfg.NotificationStore), pub: sc, out: sc, invoke: sc, comps: sc}
 }
 
-// localStock is order.Stock served by the inventory function in the same
+// localStock is stock.Stock served by the inventory function in the same
 // process (the embedded mode).
 type localStock struct {
 	inv *inventory.Service
 	log *slog.Logger
 }
 
-func (l localStock) Take(ctx context.Context, orderID, productID string, qty int) (order.Availability, error) {
-	r, err := l.inv.Check(ctx, inventory.CheckRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
-	return order.Availability{Available: r.Available, ProductName: r.ProductName, Remaining: r.RemainingStock}, err
+func (l localStock) Take(ctx context.Context, orderID, productID string, qty int) (stock.Availability, error) {
+	r, err := l.inv.Check(ctx, stock.CheckRequest{OrderID: orderID, ProductID: productID, Quantity: qty})
+	return stock.Availability{Available: r.Available, ProductName: r.ProductName, Remaining: r.RemainingStock}, err
 }
 
 // Confirm joins the product's next write: the inventory writes the changes
 // that arrive while a write of the product is in flight together, so a busy
 // shop's confirmations cost no write of their own.
-func (l localStock) Confirm(t order.Taken) {
+func (l localStock) Confirm(t stock.Taken) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req := inventory.ConfirmRequest{Orders: []inventory.Confirmation{{OrderID: t.OrderID, ProductID: t.ProductID}}}
+		req := stock.ConfirmRequest{Orders: []stock.Confirmation{stock.Confirmation(t)}}
 		if _, err := l.inv.Confirm(ctx, req); err != nil {
 			l.log.Warn("confirming a stock hold failed; the inventory's hold sweep will settle it", "order", t.OrderID, "error", err.Error())
 		}

@@ -449,8 +449,9 @@ func TestForgedOrderEventsAreRefused(t *testing.T) {
 	}
 }
 
-// Routes only the shop's functions may call refuse a caller without the
-// internal credential, whatever it sends, and change nothing.
+// Routes only the shop's functions may call (the inventory's, and the order
+// function's bulk lookup) refuse a caller without the internal credential,
+// whatever it sends, and change nothing.
 func TestInternalRoutesRefuseCallersWithoutTheCredential(t *testing.T) {
 	s := newTestShop(t, false, nil)
 	before := s.stock(t, "product-1")
@@ -469,6 +470,17 @@ func TestInternalRoutesRefuseCallersWithoutTheCredential(t *testing.T) {
 		}
 	}
 	assert.Equal(t, before, s.stock(t, "product-1"), "no stock moved")
+	stored := orderID(t, s.order(t, seedOrder))
+	lookup := `{"ids":["` + stored + `"]}`
+	for name, h := range map[string]http.Header{"none": nil, "wrong": {http.CanonicalHeaderKey(runtime.InternalTokenHeader): {"guess"}}} {
+		a := s.call(t, s.orderApp, http.MethodPost, "orders/lookup", lookup, h)
+		assert.Equal(t, http.StatusForbidden, a.status, "orders/lookup with %s credential: %s", name, a.body)
+		assert.Contains(t, a.body, `"code":"internal_route"`)
+	}
+	found := s.call(t, s.orderApp, http.MethodPost, "orders/lookup", lookup, internalCall)
+	require.Equal(t, http.StatusOK, found.status, found.body)
+	assert.Contains(t, found.body, stored, "the credential opens the order function's lookup too")
+	before = s.stock(t, "product-1")
 	ok := s.call(t, s.inventoryApp, http.MethodPost, "reserve", `{"orders":[{"orderId":"order-x","productId":"product-1","quantity":5}]}`, internalCall)
 	assert.Equal(t, http.StatusOK, ok.status, "the credential opens it: %s", ok.body)
 	bad := s.call(t, s.inventoryApp, http.MethodPost, "confirm", `{"orders":[]}`, internalCall)

@@ -12,17 +12,31 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/bindings/memory"
+	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 )
 
+// newService returns the inventory over store, closed when the test ends.
+func newService(t *testing.T, store bindings.StateStore, cfg Config) *Service {
+	t.Helper()
+	svc, err := New(store, cfg)
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	return svc
+}
+
 // slowStore makes writes take a while, as a sidecar round trip does, and
-// counts them.
+// counts them. Tests that use it run in a synctest bubble, where the while
+// passes on the bubble's clock.
 type slowStore struct {
 	*memory.Store
 	saves atomic.Int64
@@ -40,7 +54,7 @@ func checkConcurrently(t *testing.T, svcs []*Service, n int) (available int) {
 	var got atomic.Int64
 	for i := range n {
 		wg.Go(func() {
-			r, err := svcs[i%len(svcs)].Check(context.Background(), CheckRequest{ProductID: "product-1", Quantity: 1})
+			r, err := svcs[i%len(svcs)].Check(context.Background(), stock.CheckRequest{ProductID: "product-1", Quantity: 1})
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -55,61 +69,62 @@ func checkConcurrently(t *testing.T, svcs []*Service, n int) (available int) {
 }
 
 func TestGroupCommitBatchesConcurrentChecks(t *testing.T) {
-	store := &slowStore{Store: memory.NewStore()}
-	svc, err := New(store, Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 1000}}})
-	require.NoError(t, err)
-	assert.Equal(t, 64, checkConcurrently(t, []*Service{svc}, 64))
-	inv, err := svc.List(context.Background(), struct{}{})
-	require.NoError(t, err)
-	assert.Equal(t, 1000-64, inv["product-1"].Stock)
-	assert.Less(t, store.saves.Load(), int64(32), "64 concurrent checks must share writes, got %d", store.saves.Load())
+	synctest.Test(t, func(t *testing.T) {
+		store := &slowStore{Store: memory.NewStore()}
+		svc := newService(t, store, Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 1000}}})
+		assert.Equal(t, 64, checkConcurrently(t, []*Service{svc}, 64))
+		inv, err := svc.List(context.Background(), struct{}{})
+		require.NoError(t, err)
+		assert.Equal(t, 1000-64, inv["product-1"].Stock)
+		assert.LessOrEqual(t, store.saves.Load(), int64(2), "the checks that came while the first write was in flight share the next")
+	})
 }
 
 func TestReplicasNeverOversell(t *testing.T) {
-	store := &slowStore{Store: memory.NewStore()}
-	cfg := Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 50}}}
-	a, err := New(store, cfg)
-	require.NoError(t, err)
-	b, err := New(store, cfg)
-	require.NoError(t, err)
-	assert.Equal(t, 50, checkConcurrently(t, []*Service{a, b}, 120), "exactly the stock is confirmed across two replicas")
-	inv, err := a.List(context.Background(), struct{}{})
-	require.NoError(t, err)
-	assert.Equal(t, 0, inv["product-1"].Stock)
+	synctest.Test(t, func(t *testing.T) {
+		store := &slowStore{Store: memory.NewStore()}
+		cfg := Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 50}}}
+		a := newService(t, store, cfg)
+		b := newService(t, store, cfg)
+		assert.Equal(t, 50, checkConcurrently(t, []*Service{a, b}, 120), "exactly the stock is confirmed across two replicas")
+		inv, err := a.List(context.Background(), struct{}{})
+		require.NoError(t, err)
+		assert.Equal(t, 0, inv["product-1"].Stock)
+	})
 }
 
 func TestReplicasHoldExactlyWhatTheyTake(t *testing.T) {
-	ctx := context.Background()
-	store := &slowStore{Store: memory.NewStore()}
-	cfg := Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 30}}}
-	a, err := New(store, cfg)
-	require.NoError(t, err)
-	b, err := New(store, cfg)
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var taken sync.Map
-	for i := range 80 {
-		wg.Go(func() {
-			svc := []*Service{a, b}[i%2]
-			id := fmt.Sprintf("order-%d", i)
-			for range 2 { // a retried check takes nothing more
-				r, err := svc.Check(ctx, CheckRequest{OrderID: id, ProductID: "product-1", Quantity: 1})
-				if assert.NoError(t, err) && r.Available {
-					taken.Store(id, true)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &slowStore{Store: memory.NewStore()}
+		cfg := Config{Catalog: []Item{{ID: "product-1", Name: "Laptop", Stock: 30}}}
+		a := newService(t, store, cfg)
+		b := newService(t, store, cfg)
+		var wg sync.WaitGroup
+		var taken sync.Map
+		for i := range 80 {
+			wg.Go(func() {
+				svc := []*Service{a, b}[i%2]
+				id := fmt.Sprintf("order-%d", i)
+				for range 2 { // a retried check takes nothing more
+					r, err := svc.Check(ctx, stock.CheckRequest{OrderID: id, ProductID: "product-1", Quantity: 1})
+					if assert.NoError(t, err) && r.Available {
+						taken.Store(id, true)
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	var ids []string
-	taken.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
-	assert.Len(t, ids, 30, "exactly the stock is held across two replicas")
-	it, err := store.Get(ctx, Key("product-1"))
-	require.NoError(t, err)
-	var p Product
-	require.NoError(t, json.Unmarshal(it.Value, &p))
-	assert.Zero(t, p.Stock)
-	assert.ElementsMatch(t, ids, slices.Collect(maps.Keys(p.Holds)), "one hold per order that got stock")
+			})
+		}
+		wg.Wait()
+		var ids []string
+		taken.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+		assert.Len(t, ids, 30, "exactly the stock is held across two replicas")
+		it, err := store.Get(ctx, Key("product-1"))
+		require.NoError(t, err)
+		var p Product
+		require.NoError(t, json.Unmarshal(it.Value, &p))
+		assert.Zero(t, p.Stock)
+		assert.ElementsMatch(t, ids, slices.Collect(maps.Keys(p.Holds)), "one hold per order that got stock")
+	})
 }
 
 func stockOf(t *testing.T, svc *Service, product string) int {
@@ -121,55 +136,53 @@ func stockOf(t *testing.T, svc *Service, product string) int {
 
 func TestHoldIsTakenOncePerOrderAndConfirmedOnce(t *testing.T) {
 	ctx := context.Background()
-	svc, err := New(memory.NewStore(), Config{})
-	require.NoError(t, err)
+	svc := newService(t, memory.NewStore(), Config{})
 	for range 2 {
-		r, err := svc.Check(ctx, CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
+		r, err := svc.Check(ctx, stock.CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
 		require.NoError(t, err)
 		assert.True(t, r.Available)
 		assert.Equal(t, 6, r.RemainingStock, "checking again for the same order takes nothing more")
 	}
-	c, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-1", "product-1"}, {"order-9", "product-2"}}})
+	c, err := svc.Confirm(ctx, stock.ConfirmRequest{Orders: []stock.Confirmation{{OrderID: "order-1", ProductID: "product-1"}, {OrderID: "order-9", ProductID: "product-2"}}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, c.Confirmed)
-	again, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-1", "product-1"}}})
+	again, err := svc.Confirm(ctx, stock.ConfirmRequest{Orders: []stock.Confirmation{{OrderID: "order-1", ProductID: "product-1"}}})
 	require.NoError(t, err)
 	assert.Zero(t, again.Confirmed, "a confirmed hold is gone")
-	r, err := svc.Check(ctx, CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
+	r, err := svc.Check(ctx, stock.CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 4})
 	require.NoError(t, err)
 	assert.Equal(t, 2, r.RemainingStock, "a check after the confirmation is a new hold")
 }
 
 type lookup map[string]bool
 
-func (l lookup) LookupOrder(_ context.Context, id string) (StoredOrder, error) {
+func (l lookup) LookupOrder(_ context.Context, id string) (orderevent.Stored, error) {
 	ok, known := l[id]
 	if !known {
-		return StoredOrder{}, errors.New("order-service unreachable")
+		return orderevent.Stored{}, errors.New("order-service unreachable")
 	}
-	return StoredOrder{Found: ok}, nil
+	return orderevent.Stored{Found: ok}, nil
 }
 
 func TestSweepSettlesOldHoldsByLookingOrdersUp(t *testing.T) {
 	ctx := context.Background()
 	store := memory.NewStore()
 	orders := lookup{"order-stored": true, "order-lost": false}
-	svc, err := New(store, Config{Orders: orders, HoldTTL: time.Minute})
-	require.NoError(t, err)
+	svc := newService(t, store, Config{Orders: orders, HoldTTL: time.Minute})
 	now := time.Now()
 	svc.now = func() time.Time { return now }
 	for id, q := range map[string]int{"order-stored": 1, "order-lost": 2, "order-unknown": 3, "order-young": 4} {
 		if id == "order-young" {
 			svc.now = func() time.Time { return now.Add(50 * time.Second) }
 		}
-		_, err := svc.Check(ctx, CheckRequest{OrderID: id, ProductID: "product-1", Quantity: q})
+		_, err := svc.Check(ctx, stock.CheckRequest{OrderID: id, ProductID: "product-1", Quantity: q})
 		require.NoError(t, err)
 		svc.now = func() time.Time { return now }
 	}
 	assert.Equal(t, 0, stockOf(t, svc, "product-1"))
 
 	svc.now = func() time.Time { return now.Add(61 * time.Second) }
-	err = svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{})
+	err := svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{})
 	require.Error(t, err, "an order that cannot be looked up is retried later")
 	assert.Equal(t, 2, stockOf(t, svc, "product-1"), "only the lost order's stock comes back")
 
@@ -187,9 +200,8 @@ func TestSweepSettlesOldHoldsByLookingOrdersUp(t *testing.T) {
 }
 
 func TestInventoryListKeepsTheSeedShape(t *testing.T) {
-	svc, err := New(memory.NewStore(), Config{})
-	require.NoError(t, err)
-	_, err = svc.Check(context.Background(), CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 1})
+	svc := newService(t, memory.NewStore(), Config{})
+	_, err := svc.Check(context.Background(), stock.CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 1})
 	require.NoError(t, err)
 	inv, err := svc.List(context.Background(), struct{}{})
 	require.NoError(t, err)
@@ -208,90 +220,73 @@ func TestParseCatalog(t *testing.T) {
 }
 
 func TestReserveChecksEachOrderWithOneWritePerProduct(t *testing.T) {
-	ctx := context.Background()
-	store := &slowStore{Store: memory.NewStore()}
-	svc, err := New(store, Config{}) // the seed's catalog: product-1 10, product-2 50
-	require.NoError(t, err)
-	req := ReserveRequest{Orders: []CheckRequest{
-		{OrderID: "order-a", ProductID: "product-1", Quantity: 6},
-		{OrderID: "order-b", ProductID: "product-2", Quantity: 5},
-		{OrderID: "order-c", ProductID: "product-1", Quantity: 6}, // 4 left: not enough
-		{OrderID: "order-d", ProductID: "product-9", Quantity: 1},
-		{OrderID: "order-e", ProductID: "product-1", Quantity: 4},
-	}}
-	require.NoError(t, req.Validate())
-	out, err := svc.Reserve(ctx, req)
-	require.NoError(t, err)
-	require.Len(t, out.Orders, 5)
-	for i, r := range out.Orders {
-		assert.Equal(t, req.Orders[i].OrderID, r.OrderID, "answers in the request's order")
-	}
-	assert.True(t, out.Orders[0].Available)
-	assert.Equal(t, 4, out.Orders[0].RemainingStock)
-	assert.True(t, out.Orders[1].Available)
-	assert.False(t, out.Orders[2].Available, "the stock is taken in the request's order")
-	assert.True(t, out.Orders[3].NotFound)
-	assert.True(t, out.Orders[4].Available)
-	assert.Equal(t, 0, out.Orders[4].RemainingStock)
-	assert.Equal(t, int64(2), store.saves.Load(), "one write per product")
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &slowStore{Store: memory.NewStore()}
+		svc := newService(t, store, Config{}) // the seed's catalog: product-1 10, product-2 50
+		req := stock.ReserveRequest{Orders: []stock.CheckRequest{
+			{OrderID: "order-a", ProductID: "product-1", Quantity: 6},
+			{OrderID: "order-b", ProductID: "product-2", Quantity: 5},
+			{OrderID: "order-c", ProductID: "product-1", Quantity: 6}, // 4 left: not enough
+			{OrderID: "order-d", ProductID: "product-9", Quantity: 1},
+			{OrderID: "order-e", ProductID: "product-1", Quantity: 4},
+		}}
+		require.NoError(t, req.Validate())
+		out, err := svc.Reserve(ctx, req)
+		require.NoError(t, err)
+		require.Len(t, out.Orders, 5)
+		for i, r := range out.Orders {
+			assert.Equal(t, req.Orders[i].OrderID, r.OrderID, "answers in the request's order")
+		}
+		assert.True(t, out.Orders[0].Available)
+		assert.Equal(t, 4, out.Orders[0].RemainingStock)
+		assert.True(t, out.Orders[1].Available)
+		assert.False(t, out.Orders[2].Available, "the stock is taken in the request's order")
+		assert.True(t, out.Orders[3].NotFound)
+		assert.True(t, out.Orders[4].Available)
+		assert.Equal(t, 0, out.Orders[4].RemainingStock)
+		assert.Equal(t, int64(2), store.saves.Load(), "one write per product")
 
-	again, err := svc.Reserve(ctx, ReserveRequest{Orders: []CheckRequest{{OrderID: "order-a", ProductID: "product-1", Quantity: 6}}})
-	require.NoError(t, err)
-	assert.True(t, again.Orders[0].Available, "a repeated order answers as its first reservation did")
-	assert.Equal(t, int64(2), store.saves.Load(), "and writes nothing")
-	c, err := svc.Confirm(ctx, ConfirmRequest{Orders: []Confirmation{{"order-a", "product-1"}, {"order-b", "product-2"}, {"order-c", "product-1"}, {"order-e", "product-1"}}})
-	require.NoError(t, err)
-	assert.Equal(t, 3, c.Confirmed, "exactly the available reservations were held")
+		again, err := svc.Reserve(ctx, stock.ReserveRequest{Orders: []stock.CheckRequest{{OrderID: "order-a", ProductID: "product-1", Quantity: 6}}})
+		require.NoError(t, err)
+		assert.True(t, again.Orders[0].Available, "a repeated order answers as its first reservation did")
+		assert.Equal(t, int64(2), store.saves.Load(), "and writes nothing")
+		c, err := svc.Confirm(ctx, stock.ConfirmRequest{Orders: []stock.Confirmation{{OrderID: "order-a", ProductID: "product-1"}, {OrderID: "order-b", ProductID: "product-2"}, {OrderID: "order-c", ProductID: "product-1"}, {OrderID: "order-e", ProductID: "product-1"}}})
+		require.NoError(t, err)
+		assert.Equal(t, 3, c.Confirmed, "exactly the available reservations were held")
+	})
 }
 
 func TestReserveConfirmsInTheSameWriteAsItsTakes(t *testing.T) {
-	ctx := context.Background()
-	store := &slowStore{Store: memory.NewStore()}
-	svc, err := New(store, Config{}) // the seed's catalog: product-1 10, product-2 50
-	require.NoError(t, err)
-	first, err := svc.Reserve(ctx, ReserveRequest{Orders: []CheckRequest{
-		{OrderID: "order-a", ProductID: "product-1", Quantity: 2},
-		{OrderID: "order-b", ProductID: "product-2", Quantity: 1},
-	}})
-	require.NoError(t, err)
-	assert.Zero(t, first.Confirmed)
-	saves := store.saves.Load()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &slowStore{Store: memory.NewStore()}
+		svc := newService(t, store, Config{}) // the seed's catalog: product-1 10, product-2 50
+		first, err := svc.Reserve(ctx, stock.ReserveRequest{Orders: []stock.CheckRequest{
+			{OrderID: "order-a", ProductID: "product-1", Quantity: 2},
+			{OrderID: "order-b", ProductID: "product-2", Quantity: 1},
+		}})
+		require.NoError(t, err)
+		assert.Zero(t, first.Confirmed)
+		saves := store.saves.Load()
 
-	req := ReserveRequest{
-		Orders:  []CheckRequest{{OrderID: "order-c", ProductID: "product-1", Quantity: 3}},
-		Confirm: []Confirmation{{"order-a", "product-1"}, {"order-b", "product-2"}, {"order-x", "product-1"}, {"order-y", "product-9"}},
-	}
-	require.NoError(t, req.Validate())
-	out, err := svc.Reserve(ctx, req)
-	require.NoError(t, err)
-	assert.Equal(t, 2, out.Confirmed, "order-a's and order-b's holds; order-x held nothing, product-9 is unknown")
-	assert.True(t, out.Orders[0].Available)
-	assert.Equal(t, 5, out.Orders[0].RemainingStock, "confirming gives nothing back")
-	assert.Equal(t, saves+2, store.saves.Load(), "one write per product: product-1's confirmation and take together")
-	var p Product
-	it, err := store.Get(ctx, Key("product-1"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(it.Value, &p))
-	assert.Equal(t, []string{"order-c"}, slices.Collect(maps.Keys(p.Holds)), "only the unconfirmed order holds stock")
-}
-
-func TestReserveRequestValidation(t *testing.T) {
-	ok := CheckRequest{OrderID: "order-1", ProductID: "product-1", Quantity: 1}
-	assert.NoError(t, ReserveRequest{Orders: []CheckRequest{ok}}.Validate())
-	for name, r := range map[string]ReserveRequest{
-		"empty":       {},
-		"no order id": {Orders: []CheckRequest{{ProductID: "product-1", Quantity: 1}}},
-		"bad qty":     {Orders: []CheckRequest{ok, {OrderID: "order-2", ProductID: "product-1", Quantity: 0}}},
-		"too many":    {Orders: slices.Repeat([]CheckRequest{ok}, MaxReservations+1)},
-		"bad confirm": {Orders: []CheckRequest{ok}, Confirm: []Confirmation{{OrderID: "order 1", ProductID: "product-1"}}},
-		"confirms":    {Orders: []CheckRequest{ok}, Confirm: slices.Repeat([]Confirmation{{"order-1", "product-1"}}, MaxConfirmations+1)},
-	} {
-		var e *runtime.Error
-		err := r.Validate()
-		if assert.ErrorAs(t, err, &e, name) {
-			assert.Equal(t, 400, e.Status, name)
+		req := stock.ReserveRequest{
+			Orders:  []stock.CheckRequest{{OrderID: "order-c", ProductID: "product-1", Quantity: 3}},
+			Confirm: []stock.Confirmation{{OrderID: "order-a", ProductID: "product-1"}, {OrderID: "order-b", ProductID: "product-2"}, {OrderID: "order-x", ProductID: "product-1"}, {OrderID: "order-y", ProductID: "product-9"}},
 		}
-	}
+		require.NoError(t, req.Validate())
+		out, err := svc.Reserve(ctx, req)
+		require.NoError(t, err)
+		assert.Equal(t, 2, out.Confirmed, "order-a's and order-b's holds; order-x held nothing, product-9 is unknown")
+		assert.True(t, out.Orders[0].Available)
+		assert.Equal(t, 5, out.Orders[0].RemainingStock, "confirming gives nothing back")
+		assert.Equal(t, saves+2, store.saves.Load(), "one write per product: product-1's confirmation and take together")
+		var p Product
+		it, err := store.Get(ctx, Key("product-1"))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(it.Value, &p))
+		assert.Equal(t, []string{"order-c"}, slices.Collect(maps.Keys(p.Holds)), "only the unconfirmed order holds stock")
+	})
 }
 
 // The seed's /check takes stock with no order id. Taken for good, a caller
@@ -307,7 +302,7 @@ func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
 	now := time.Now()
 	svc.now = func() time.Time { return now }
 	for range 2 {
-		out, err := svc.Check(ctx, CheckRequest{ProductID: "product-1", Quantity: 5})
+		out, err := svc.Check(ctx, stock.CheckRequest{ProductID: "product-1", Quantity: 5})
 		require.NoError(t, err)
 		assert.True(t, out.Available, "the seed's answer is unchanged")
 	}
@@ -318,10 +313,10 @@ func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
 	require.NoError(t, json.Unmarshal(held.Value, &rec))
 	require.Len(t, rec.Holds, 1, "checks of one period share one hold, however many come")
 	for id, h := range rec.Holds {
-		assert.True(t, strings.HasPrefix(id, UnclaimedCheckPrefix))
+		assert.True(t, strings.HasPrefix(id, stock.UnclaimedCheckPrefix))
 		assert.Equal(t, 10, h.Quantity)
 	}
-	out, err := svc.Check(ctx, CheckRequest{ProductID: "product-1", Quantity: 1})
+	out, err := svc.Check(ctx, stock.CheckRequest{ProductID: "product-1", Quantity: 1})
 	require.NoError(t, err)
 	assert.False(t, out.Available)
 
@@ -338,7 +333,7 @@ func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
 	require.NoError(t, json.Unmarshal(it.Value, &p))
 	assert.Empty(t, p.Holds)
 
-	err = CheckRequest{OrderID: UnclaimedCheckPrefix + "x", ProductID: "product-1", Quantity: 1}.Validate()
+	err = stock.CheckRequest{OrderID: stock.UnclaimedCheckPrefix + "x", ProductID: "product-1", Quantity: 1}.Validate()
 	require.Error(t, err, "only the inventory names holds so: a caller cannot have one given back unasked")
 	assert.Contains(t, err.Error(), "may not start with")
 }
@@ -347,12 +342,11 @@ func TestACheckWithoutAnOrderTakesStockForTheHoldTTLOnly(t *testing.T) {
 // trigger soon after a top-up does not refill stock early.
 func TestARestockSoonAfterTheLastTopsNothingUp(t *testing.T) {
 	ctx := context.Background()
-	svc, err := New(memory.NewStore(), Config{RestockLevel: 10, RestockEvery: 30 * time.Second})
-	require.NoError(t, err)
+	svc := newService(t, memory.NewStore(), Config{RestockLevel: 10, RestockEvery: 30 * time.Second})
 	now := time.Now()
 	svc.now = func() time.Time { return now }
 	take := func(n int) {
-		_, err := svc.Check(ctx, CheckRequest{OrderID: "order-" + strconv.Itoa(n), ProductID: "product-1", Quantity: 4})
+		_, err := svc.Check(ctx, stock.CheckRequest{OrderID: "order-" + strconv.Itoa(n), ProductID: "product-1", Quantity: 4})
 		require.NoError(t, err)
 	}
 	take(1)

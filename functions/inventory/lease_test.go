@@ -11,6 +11,8 @@ import (
 
 	"github.com/daprfn/shop/bindings/memory"
 	"github.com/daprfn/shop/functions/lease"
+	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 )
 
@@ -18,26 +20,25 @@ var leaseCatalog = []Item{{ID: "product-1", Name: "Laptop", Stock: 1000}, {ID: "
 
 func TestLeaseTakesStockAndSettlingGivesBackTheUnusedPart(t *testing.T) {
 	ctx := context.Background()
-	svc, err := New(memory.NewStore(), Config{Catalog: leaseCatalog})
-	require.NoError(t, err)
+	svc := newService(t, memory.NewStore(), Config{Catalog: leaseCatalog})
 	g := lease.NewGrant(60)
-	a, err := svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Grant: &g})
+	a, err := svc.Lease(ctx, lease.Request{ProductID: "product-1", Grant: &g})
 	require.NoError(t, err)
 	assert.Equal(t, lease.Answer{Granted: true, ProductName: "Laptop", RemainingStock: 940}, a)
 	assert.Equal(t, 940, stockOf(t, svc, "product-1"))
 
-	again, err := svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Grant: &g})
+	again, err := svc.Lease(ctx, lease.Request{ProductID: "product-1", Grant: &g})
 	require.NoError(t, err)
 	assert.True(t, again.Granted, "a grant asked again answers as the first")
 	assert.Equal(t, 940, stockOf(t, svc, "product-1"), "and takes nothing twice")
 
 	g2 := lease.NewGrant(10)
-	a, err = svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Grant: &g2, Settle: []lease.Settlement{{ID: g.ID, Used: 25}}})
+	a, err = svc.Lease(ctx, lease.Request{ProductID: "product-1", Grant: &g2, Settle: []lease.Settlement{{ID: g.ID, Used: 25}}})
 	require.NoError(t, err)
 	assert.Equal(t, lease.Answer{Granted: true, ProductName: "Laptop", RemainingStock: 965, Settled: 1}, a,
 		"the 35 unused units come back and the new lease's 10 go, in one write")
 
-	a, err = svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Settle: []lease.Settlement{{ID: g.ID, Used: 0}, {ID: g2.ID, Used: 99}}})
+	a, err = svc.Lease(ctx, lease.Request{ProductID: "product-1", Settle: []lease.Settlement{{ID: g.ID, Used: 0}, {ID: g2.ID, Used: 99}}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, a.Settled, "a settled lease is settled once")
 	assert.False(t, a.Granted)
@@ -46,66 +47,80 @@ func TestLeaseTakesStockAndSettlingGivesBackTheUnusedPart(t *testing.T) {
 
 func TestLeaseIsGrantedOnlyFromPlentifulStock(t *testing.T) {
 	ctx := context.Background()
-	svc, err := New(memory.NewStore(), Config{Catalog: leaseCatalog})
-	require.NoError(t, err)
+	svc := newService(t, memory.NewStore(), Config{Catalog: leaseCatalog})
 	g := lease.NewGrant(4) // 16 x 4 = 64 > 50
-	a, err := svc.Lease(ctx, LeaseRequest{ProductID: "product-2", Grant: &g})
+	a, err := svc.Lease(ctx, lease.Request{ProductID: "product-2", Grant: &g})
 	require.NoError(t, err)
 	assert.Equal(t, lease.Answer{ProductName: "Mouse", RemainingStock: 50}, a)
 	g = lease.NewGrant(3) // 48 <= 50
-	a, err = svc.Lease(ctx, LeaseRequest{ProductID: "product-2", Grant: &g})
+	a, err = svc.Lease(ctx, lease.Request{ProductID: "product-2", Grant: &g})
 	require.NoError(t, err)
 	assert.True(t, a.Granted)
 	assert.Equal(t, 47, a.RemainingStock)
 
-	a, err = svc.Lease(ctx, LeaseRequest{ProductID: "product-9", Grant: &g})
+	a, err = svc.Lease(ctx, lease.Request{ProductID: "product-9", Grant: &g})
 	require.NoError(t, err)
 	assert.Equal(t, lease.Answer{NotFound: true}, a)
 }
 
-func TestLeaseRequestValidation(t *testing.T) {
-	g := lease.NewGrant(10)
-	for name, r := range map[string]LeaseRequest{
-		"nothing asked":   {ProductID: "product-1"},
-		"no product":      {Grant: &g},
-		"bad lease id":    {ProductID: "product-1", Grant: &lease.Grant{ID: "lease-x", Quantity: 1, Secret: g.Secret}},
-		"bad secret":      {ProductID: "product-1", Grant: &lease.Grant{ID: g.ID, Quantity: 1, Secret: "zz"}},
-		"zero units":      {ProductID: "product-1", Grant: &lease.Grant{ID: g.ID, Quantity: 0, Secret: g.Secret}},
-		"too many units":  {ProductID: "product-1", Grant: &lease.Grant{ID: g.ID, Quantity: lease.MaxQuantity + 1, Secret: g.Secret}},
-		"negative used":   {ProductID: "product-1", Settle: []lease.Settlement{{ID: g.ID, Used: -1}}},
-		"bad settlement":  {ProductID: "product-1", Settle: []lease.Settlement{{ID: "order-1"}}},
-		"too many settle": {ProductID: "product-1", Settle: make([]lease.Settlement, lease.MaxSettlements+1)},
-	} {
-		err := r.Validate()
-		require.Error(t, err, name)
-		assert.Equal(t, 400, runtime.Classify(err).Status, name)
-	}
-	require.NoError(t, LeaseRequest{ProductID: "product-1", Grant: &g, Settle: []lease.Settlement{{ID: g.ID, Used: 3}}}.Validate())
-}
-
-// orderBook is an OrderLookup of stored orders; ids in down fail.
+// orderBook is an orderevent.Lookup of stored orders; ids in down fail.
 type orderBook struct {
-	orders map[string]StoredOrder
+	orders map[string]orderevent.Stored
 	down   map[string]bool
 }
 
-func (b orderBook) LookupOrder(_ context.Context, id string) (StoredOrder, error) {
+func (b orderBook) LookupOrder(_ context.Context, id string) (orderevent.Stored, error) {
 	if b.down[id] {
-		return StoredOrder{}, errors.New("order-service unreachable")
+		return orderevent.Stored{}, errors.New("order-service unreachable")
 	}
 	return b.orders[id], nil
 }
 
+// bulkBook is an orderBook that also looks many orders up in one call, and
+// records the ids of each such call.
+type bulkBook struct {
+	orderBook
+	calls [][]string
+}
+
+func (b *bulkBook) LookupOrders(ctx context.Context, ids []string) ([]orderevent.Stored, error) {
+	b.calls = append(b.calls, ids)
+	out := make([]orderevent.Stored, len(ids))
+	for i, id := range ids {
+		o, err := b.LookupOrder(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
 func TestSweepSettlesALeaseNobodySettledByLookingUpItsSlots(t *testing.T) {
+	t.Run("one order at a time", func(t *testing.T) {
+		book := orderBook{orders: map[string]orderevent.Stored{}, down: map[string]bool{}}
+		sweepDeadLease(t, book, book)
+	})
+	t.Run("all its orders in one call", func(t *testing.T) {
+		book := &bulkBook{orderBook: orderBook{orders: map[string]orderevent.Stored{}, down: map[string]bool{}}}
+		sweepDeadLease(t, book, book.orderBook)
+		require.Len(t, book.calls, 2, "one call per sweep of the lease, the failed one included")
+		for _, ids := range book.calls {
+			assert.Len(t, ids, 10, "every slot of the 10-unit lease")
+		}
+	})
+}
+
+// sweepDeadLease settles a lease whose order-service died through orders,
+// which finds the orders of book.
+func sweepDeadLease(t *testing.T, orders orderevent.Lookup, book orderBook) {
 	ctx := context.Background()
-	book := orderBook{orders: map[string]StoredOrder{}, down: map[string]bool{}}
-	svc, err := New(memory.NewStore(), Config{Catalog: leaseCatalog, Orders: book, HoldTTL: time.Minute})
-	require.NoError(t, err)
+	svc := newService(t, memory.NewStore(), Config{Catalog: leaseCatalog, Orders: orders, HoldTTL: time.Minute})
 	now := time.Now()
 	svc.now = func() time.Time { return now }
 	dead, young := lease.NewGrant(10), lease.NewGrant(20)
 	for _, g := range []*lease.Grant{&dead, &young} {
-		a, err := svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Grant: g})
+		a, err := svc.Lease(ctx, lease.Request{ProductID: "product-1", Grant: g})
 		require.NoError(t, err)
 		require.True(t, a.Granted)
 		svc.now = func() time.Time { return now.Add(30 * time.Second) }
@@ -114,9 +129,9 @@ func TestSweepSettlesALeaseNobodySettledByLookingUpItsSlots(t *testing.T) {
 	// The dead order-service stored orders in slots 0 (2 units) and 3 (1
 	// unit); slot 1's order failed; slot 5 holds an order of another product
 	// (no lease of this product gives its id to one).
-	book.orders[lease.OrderID(dead, 0)] = StoredOrder{Found: true, ProductID: "product-1", Quantity: 2}
-	book.orders[lease.OrderID(dead, 3)] = StoredOrder{Found: true, ProductID: "product-1", Quantity: 1}
-	book.orders[lease.OrderID(dead, 5)] = StoredOrder{Found: true, ProductID: "product-2", Quantity: 4}
+	book.orders[lease.OrderID(dead, 0)] = orderevent.Stored{Found: true, ProductID: "product-1", Quantity: 2}
+	book.orders[lease.OrderID(dead, 3)] = orderevent.Stored{Found: true, ProductID: "product-1", Quantity: 1}
+	book.orders[lease.OrderID(dead, 5)] = orderevent.Stored{Found: true, ProductID: "product-2", Quantity: 4}
 	book.down[lease.OrderID(dead, 7)] = true
 
 	svc.now = func() time.Time { return now.Add(61 * time.Second) }
@@ -129,7 +144,7 @@ func TestSweepSettlesALeaseNobodySettledByLookingUpItsSlots(t *testing.T) {
 	require.NoError(t, svc.SweepHolds(ctx, runtime.BindingEvent[struct{}]{}))
 	assert.Equal(t, 977, stockOf(t, svc, "product-1"), "a settled lease is settled once; the young one is left alone")
 
-	a, err := svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Settle: []lease.Settlement{{ID: dead.ID, Used: 0}, {ID: young.ID, Used: 20}}})
+	a, err := svc.Lease(ctx, lease.Request{ProductID: "product-1", Settle: []lease.Settlement{{ID: dead.ID, Used: 0}, {ID: young.ID, Used: 20}}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, a.Settled, "the late settlement of the swept lease changes nothing")
 	assert.Equal(t, 977, a.RemainingStock)
@@ -137,17 +152,16 @@ func TestSweepSettlesALeaseNobodySettledByLookingUpItsSlots(t *testing.T) {
 
 func TestRestockCountsLeasedUnits(t *testing.T) {
 	ctx := context.Background()
-	svc, err := New(memory.NewStore(), Config{Catalog: leaseCatalog})
-	require.NoError(t, err)
-	_, err = svc.Check(ctx, CheckRequest{ProductID: "product-1", Quantity: 100})
+	svc := newService(t, memory.NewStore(), Config{Catalog: leaseCatalog})
+	_, err := svc.Check(ctx, stock.CheckRequest{ProductID: "product-1", Quantity: 100})
 	require.NoError(t, err)
 	g := lease.NewGrant(50)
-	_, err = svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Grant: &g})
+	_, err = svc.Lease(ctx, lease.Request{ProductID: "product-1", Grant: &g})
 	require.NoError(t, err)
 	assert.Equal(t, 850, stockOf(t, svc, "product-1"))
 	require.NoError(t, svc.Restock(ctx, runtime.BindingEvent[struct{}]{}))
 	assert.Equal(t, 950, stockOf(t, svc, "product-1"), "topped up to 1000 counting the 50 leased")
-	_, err = svc.Lease(ctx, LeaseRequest{ProductID: "product-1", Settle: []lease.Settlement{{ID: g.ID, Used: 10}}})
+	_, err = svc.Lease(ctx, lease.Request{ProductID: "product-1", Settle: []lease.Settlement{{ID: g.ID, Used: 10}}})
 	require.NoError(t, err)
 	assert.Equal(t, 990, stockOf(t, svc, "product-1"), "never above the level once settled")
 }

@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"hash"
 	"strconv"
+
+	"github.com/daprfn/shop/functions/stock"
+	"github.com/daprfn/shop/runtime"
 )
 
 // Request is the body of the inventory's POST /lease: settle earlier leases
@@ -15,6 +18,36 @@ type Request struct {
 	ProductID string       `json:"productId"`
 	Grant     *Grant       `json:"grant,omitempty"`
 	Settle    []Settlement `json:"settle,omitempty"`
+}
+
+// Validate implements runtime.Validator.
+func (r Request) Validate() error {
+	if err := stock.ValidateProductID(r.ProductID); err != nil {
+		return err
+	}
+	if r.Grant == nil && len(r.Settle) == 0 {
+		return runtime.Invalid("invalid_lease", "a lease request needs a grant, settlements or both")
+	}
+	if g := r.Grant; g != nil {
+		if !ValidID(g.ID) || !ValidSecret(g.Secret) {
+			return runtime.Invalid("invalid_lease", "grant needs an id (\"lease-\" and 26 base32 letters) and a secret of 32 hex digits")
+		}
+		if g.Quantity < 1 || g.Quantity > MaxQuantity {
+			return runtime.Invalid("invalid_lease", "grant quantity must be a whole number from 1 to %d", MaxQuantity)
+		}
+	}
+	if len(r.Settle) > MaxSettlements {
+		return runtime.Invalid("invalid_lease", "settle must list at most %d {id, used}", MaxSettlements)
+	}
+	for _, st := range r.Settle {
+		if !ValidID(st.ID) {
+			return runtime.Invalid("invalid_lease", "settlement id %q is not a lease id", st.ID)
+		}
+		if st.Used < 0 || st.Used > MaxQuantity {
+			return runtime.Invalid("invalid_lease", "settlement used must be a whole number from 0 to %d", MaxQuantity)
+		}
+	}
+	return nil
 }
 
 // Grant asks for Quantity units under a new lease.

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/daprfn/shop/runtime"
 )
 
 func TestOrderIDsAreFixedByTheLeaseAndDistinctPerSlot(t *testing.T) {
@@ -53,4 +56,24 @@ func TestValidation(t *testing.T) {
 		assert.False(t, ValidSecret(s), s)
 	}
 	assert.True(t, ValidSecret("0123456789abcdef0123456789ABCDEF"))
+}
+
+func TestRequestValidation(t *testing.T) {
+	g := NewGrant(10)
+	for name, r := range map[string]Request{
+		"nothing asked":   {ProductID: "product-1"},
+		"no product":      {Grant: &g},
+		"bad lease id":    {ProductID: "product-1", Grant: &Grant{ID: "lease-x", Quantity: 1, Secret: g.Secret}},
+		"bad secret":      {ProductID: "product-1", Grant: &Grant{ID: g.ID, Quantity: 1, Secret: "zz"}},
+		"zero units":      {ProductID: "product-1", Grant: &Grant{ID: g.ID, Quantity: 0, Secret: g.Secret}},
+		"too many units":  {ProductID: "product-1", Grant: &Grant{ID: g.ID, Quantity: MaxQuantity + 1, Secret: g.Secret}},
+		"negative used":   {ProductID: "product-1", Settle: []Settlement{{ID: g.ID, Used: -1}}},
+		"bad settlement":  {ProductID: "product-1", Settle: []Settlement{{ID: "order-1"}}},
+		"too many settle": {ProductID: "product-1", Settle: make([]Settlement, MaxSettlements+1)},
+	} {
+		err := r.Validate()
+		require.Error(t, err, name)
+		assert.Equal(t, 400, runtime.Classify(err).Status, name)
+	}
+	require.NoError(t, Request{ProductID: "product-1", Grant: &g, Settle: []Settlement{{ID: g.ID, Used: 3}}}.Validate())
 }

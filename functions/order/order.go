@@ -14,6 +14,7 @@ import (
 
 	"github.com/daprfn/shop/bindings"
 	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/outbox"
 )
@@ -38,40 +39,6 @@ type Event = orderevent.Event
 // EventOf returns o's event, unsigned.
 func EventOf(o Order) Event {
 	return Event{OrderID: o.ID, CustomerEmail: o.CustomerEmail, ProductID: o.ProductID, Quantity: o.Quantity}
-}
-
-// Availability is the inventory's answer to a stock request.
-type Availability struct {
-	Available   bool
-	ProductName string
-	Remaining   int
-	// OrderID, when set, is the id the order must be stored under: the
-	// Stock chose it (LeaseStock: the id of the order's slot in a lease).
-	OrderID string
-}
-
-// Stock is the inventory as the order function needs it. Stock taken for an
-// order is held until the order is confirmed; the inventory settles holds
-// nobody confirmed by looking the order up (see inventory.Service.SweepHolds),
-// so neither a failed commit nor a crash between Take and the commit leaks
-// stock, and an order whose commit outcome is unknown is never oversold.
-type Stock interface {
-	// Take takes qty of the product for orderID if there is enough; taking
-	// again for the same order takes nothing more. An unknown product is an
-	// error that classifies as NotFound.
-	Take(ctx context.Context, orderID, productID string, qty int) (Availability, error)
-	// Confirm queues the confirmation that an order was stored, so its hold
-	// becomes final; the Stock sends it when it suits (with later takes, or
-	// on its own within a short while). It never holds the order up: a lost
-	// confirmation costs only time, as the inventory's hold sweep settles the
-	// hold by looking the order up.
-	Confirm(t Taken)
-}
-
-// Taken names an order and the product it took stock of.
-type Taken struct {
-	OrderID   string `json:"orderId"`
-	ProductID string `json:"productId"`
 }
 
 // DefaultCreateTimeout bounds one Create unless New is given another: after
@@ -158,7 +125,7 @@ type Events interface {
 // Config is what the order function is made of.
 type Config struct {
 	Store  bindings.StateStore // required: orders and Idempotency-Key answers
-	Stock  Stock               // required
+	Stock  stock.Stock         // required
 	Events Events              // required
 	// SigningKey signs every order event (orderevent.Key of the deployment's
 	// internal credential), so the notification can tell them from events
@@ -231,7 +198,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		s.Log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
 		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
 	}
-	s.Stock.Confirm(Taken{OrderID: o.ID, ProductID: o.ProductID})
+	s.Stock.Confirm(stock.Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return CreateResponse{OrderID: o.ID, Status: createdStatus}, nil
 }
 
@@ -287,8 +254,8 @@ func ArchiveAfterPublish(a Archive) func(ctx context.Context, ev bindings.Event,
 	}
 }
 
-// Find returns the stored order id; found is false when there is none
-// (inventory.OrderLookup in the embedded mode).
+// Find returns the stored order id; found is false when there is none (the
+// order lookup of the inventory and the notification in the embedded mode).
 func (s *Service) Find(ctx context.Context, id string) (o Order, found bool, err error) {
 	raw, err := s.Get(ctx, GetRequest{ID: id})
 	switch {

@@ -18,6 +18,7 @@ import (
 	"github.com/daprfn/shop/bindings/memory"
 	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/functions/orderevent"
+	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/outbox"
 )
@@ -32,24 +33,24 @@ type shelf struct {
 	confirmed []string
 }
 
-func (s *shelf) Take(_ context.Context, orderID, productID string, qty int) (order.Availability, error) {
+func (s *shelf) Take(_ context.Context, orderID, productID string, qty int) (stock.Availability, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return order.Availability{}, s.err
+		return stock.Availability{}, s.err
 	}
 	if productID != "product-1" {
-		return order.Availability{}, runtime.NotFound("product_not_found", "no such product")
+		return stock.Availability{}, runtime.NotFound("product_not_found", "no such product")
 	}
 	if s.units < qty {
-		return order.Availability{Available: false, ProductName: "Laptop", Remaining: s.units}, nil
+		return stock.Availability{Available: false, ProductName: "Laptop", Remaining: s.units}, nil
 	}
 	s.units -= qty
 	s.taken = append(s.taken, orderID)
-	return order.Availability{Available: true, ProductName: "Laptop", Remaining: s.units}, nil
+	return stock.Availability{Available: true, ProductName: "Laptop", Remaining: s.units}, nil
 }
 
-func (s *shelf) Confirm(t order.Taken) {
+func (s *shelf) Confirm(t stock.Taken) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.confirmed = append(s.confirmed, t.OrderID)

@@ -545,6 +545,8 @@ spec:
           value: http
         - name: LOG_FORMAT
           value: json
+        - name: GOMAXPROCS
+          value: "1"
         - name: METRICS_PORT
           value: "9190"
         readinessProbe:

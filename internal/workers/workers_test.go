@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -93,4 +94,19 @@ func goroutineID() string {
 		}
 	}
 	return s
+}
+
+func TestCloseEndsIdleWorkersAndLaterFunctionsStillRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(time.Hour)
+		ran := make(chan struct{})
+		p.Go(func() { close(ran) })
+		<-ran
+		synctest.Wait()
+		p.Close()
+		synctest.Wait() // the idle worker ended: the bubble would not end otherwise
+		again := make(chan struct{})
+		p.Go(func() { close(again) })
+		<-again
+	})
 }

@@ -6,6 +6,9 @@
 //     it with its ETag, change it in a function, and write it only if nobody
 //     wrote it meanwhile, else read again and retry after a jittered backoff
 //     that honours the context.
+//   - Group is Update for keys many callers change at once: the changes
+//     to a key that arrive while a write of it is in flight go together in
+//     the next Update (group commit, package batch).
 //   - Index keeps the ids of a set of records under one key, because a Dapr
 //     state store cannot be listed.
 //

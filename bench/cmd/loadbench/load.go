@@ -320,7 +320,7 @@ func audit(t *topology, ids []string, eventsBefore, stockBefore, handled int) *A
 		problem("%d confirmed orders not found by GET /orders/{id}", missing)
 	}
 	// The order-service settles its stock lease within a second or so of
-	// its last order (order.LeaseLife): until then the lease's unused units
+	// its last order (lease.Life): until then the lease's unused units
 	// are neither sold nor back.
 	after, err := stock(t)
 	for deadline := time.Now().Add(5 * time.Second); err == nil && stockBefore-after != len(ids) && time.Now().Before(deadline); {
