@@ -435,18 +435,23 @@ type accessSpec struct {
 
 // designCalls are the calls the design makes from one app's sidecar to
 // another's (docs/architecture.md): the order function takes stock, the
-// inventory's hold sweep and the notification's check of an unsigned event
-// read orders, the storefront places orders and shows the stock. A gRPC
-// app's route has no verb: daprd matches its operation name only.
+// inventory's hold sweep (in bulk) and the notification's check of an
+// unsigned event read orders, the storefront places orders, shows the stock
+// and every app's function counters. A gRPC app's route has no verb: daprd
+// matches its operation name only.
 var designCalls = []string{
+	"inventory-service -> order-service: POST /orders/lookup",
 	"inventory-service -> order-service: GET /orders/*",
 	"notification-service -> order-service: GET /orders/*",
 	"storefront -> order-service: POST /orders",
+	"storefront -> order-service: GET /runtime/metrics",
 	"order-service -> inventory-service: /lease",
 	"order-service -> inventory-service: /reserve",
 	"order-service -> inventory-service: /confirm",
 	"order-service -> inventory-service: /check",
 	"storefront -> inventory-service: /inventory",
+	"storefront -> inventory-service: /runtime/metrics",
+	"storefront -> notification-service: /runtime/metrics",
 }
 
 // Across hosts and on Kubernetes, where sidecars talk mTLS, each app's

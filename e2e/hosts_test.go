@@ -381,6 +381,9 @@ func TestHostsAccessControlLetsInTheDesignsCallsOnly(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	id := decodeOrderID(t, body)
 
+	// Each allowed call reaches the app: 200, or the app's own answer where
+	// the call lacks the run's internal credential (a test's call does) or
+	// the route is not the app's (yet).
 	allowed := []struct {
 		name         string
 		h            *launch.Host
@@ -388,12 +391,19 @@ func TestHostsAccessControlLetsInTheDesignsCallsOnly(t *testing.T) {
 		target, path string
 		body         string
 		port         int
+		status       int
+		answer       string
 	}{
 		{name: "storefront places an order", h: s.client, port: storefrontHTTPPort, method: http.MethodPost, target: "order-service", path: "orders",
-			body: `{"productId": "product-2", "quantity": 1, "customerEmail": "storefront@example.com"}`},
-		{name: "storefront reads the stock", h: s.client, port: storefrontHTTPPort, method: http.MethodGet, target: "inventory-service", path: "inventory"},
-		{name: "inventory (host 2) looks an order up", h: app2, fn: "inventory", method: http.MethodGet, target: "order-service", path: "orders/" + id},
-		{name: "notification (host 2) looks an order up", h: app2, fn: "notification", method: http.MethodGet, target: "order-service", path: "orders/" + id},
+			body: `{"productId": "product-2", "quantity": 1, "customerEmail": "storefront@example.com"}`, status: http.StatusOK, answer: "orderId"},
+		{name: "storefront reads the stock", h: s.client, port: storefrontHTTPPort, method: http.MethodGet, target: "inventory-service", path: "inventory",
+			status: http.StatusOK, answer: "Laptop"},
+		{name: "inventory (host 2) looks an order up", h: app2, fn: "inventory", method: http.MethodGet, target: "order-service", path: "orders/" + id,
+			status: http.StatusOK, answer: id},
+		{name: "inventory (host 2) looks orders up in bulk", h: app2, fn: "inventory", method: http.MethodPost, target: "order-service", path: "orders/lookup",
+			body: `{"ids": ["` + id + `"]}`, status: http.StatusForbidden, answer: "internal_route"},
+		{name: "notification (host 2) looks an order up", h: app2, fn: "notification", method: http.MethodGet, target: "order-service", path: "orders/" + id,
+			status: http.StatusOK, answer: id},
 	}
 	for _, c := range allowed {
 		port := c.port
@@ -401,7 +411,9 @@ func TestHostsAccessControlLetsInTheDesignsCallsOnly(t *testing.T) {
 			port = s.apps[c.fn].DaprHTTPPort
 		}
 		status, body := s.call(c.h, c.method, port, "/v1.0/invoke/"+c.target+"/method/"+c.path, c.body)
-		assert.Equal(t, http.StatusOK, status, "%s: %s", c.name, body)
+		assert.Equal(t, c.status, status, "%s: %s", c.name, body)
+		assert.Contains(t, body, c.answer, "%s: the app answers", c.name)
+		assert.NotContains(t, body, "access control policy", c.name)
 	}
 
 	denied := []struct {
