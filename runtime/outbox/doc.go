@@ -16,6 +16,10 @@
 // are listed under one index key (<prefix>-owners). A sweep delivers the
 // process's own records older than RetryAfter, beats its heartbeat, and
 // adopts the records of owners whose heartbeat is older than StaleAfter.
+// An adopted owner stays listed for LateCommits and is adopted again every
+// StaleAfter meanwhile: a transaction it sent before it went silent (its
+// host cut off from the store) can land after the first adoption, and is
+// delivered then.
 //
 // No lock is held across a sidecar call: a Commit waits on the sidecar only
 // for its own transaction and delivery, and for a new block of sequence

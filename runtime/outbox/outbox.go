@@ -40,6 +40,13 @@ type Config struct {
 	RetryAfter time.Duration
 	// StaleAfter: an owner without a heartbeat for this long is adopted (60 s).
 	StaleAfter time.Duration
+	// LateCommits is how long after adopting an owner Sweep still looks for
+	// its records (10 min). A transaction the owner sent before it went
+	// silent can reach the store much later: a host cut off from the store
+	// holds it in its network stack, and sends it once the link is back.
+	// Until then the adopted owner stays listed, and Sweep delivers what
+	// landed every StaleAfter.
+	LateCommits time.Duration
 	// DeleteLinger is how long delivered records wait for others to be
 	// deleted with them in one transaction (100 ms).
 	DeleteLinger time.Duration
@@ -84,6 +91,7 @@ type heartbeat struct {
 	Reserved  int64     `json:"reserved"`
 	Beat      time.Time `json:"beat"`
 	AdoptedBy string    `json:"adoptedBy,omitempty"`
+	AdoptedAt time.Time `json:"adoptedAt,omitzero"` // its first adoption
 }
 
 // Outbox makes state writes and an event one atomic step; see the package
@@ -140,7 +148,8 @@ func New(cfg Config) (*Outbox, error) {
 	defaults := []struct {
 		v *time.Duration
 		d time.Duration
-	}{{&cfg.RetryAfter, 5 * time.Second}, {&cfg.StaleAfter, time.Minute}, {&cfg.DeleteLinger, 100 * time.Millisecond}, {&cfg.DeliveryWait, time.Second}}
+	}{{&cfg.RetryAfter, 5 * time.Second}, {&cfg.StaleAfter, time.Minute}, {&cfg.LateCommits, 10 * time.Minute},
+		{&cfg.DeleteLinger, 100 * time.Millisecond}, {&cfg.DeliveryWait, time.Second}}
 	for _, d := range defaults {
 		if *d.v <= 0 {
 			*d.v = d.d

@@ -163,13 +163,77 @@ func TestAnotherProcessAdoptsADeadOwnersEvents(t *testing.T) {
 		assert.Contains(t, ids(livePub), "order-b", "the dead owner's pending event is delivered by the adopter")
 		assert.Empty(t, records(store, deadOwner), "and its records deleted")
 		it, _ := store.Get(t.Context(), "outbox-owner-"+deadOwner)
-		assert.False(t, it.Found, "the dead owner is retired")
+		require.True(t, it.Found, "the adopted owner stays listed while commits it sent may still land")
+		assert.Contains(t, string(it.Value), `"adoptedBy":"`+live.Owner()+`"`)
 
 		// The "dead" process comes back: it goes on under a new owner.
 		require.NoError(t, dead.Sweep(t.Context(), tick))
 		require.NoError(t, dead.Commit(t.Context(), nil, msg("order-d")))
 		assert.NotEqual(t, deadOwner, dead.Owner())
 		assert.Contains(t, ids(deadPub), "order-d")
+
+		time.Sleep(10 * time.Minute) // LateCommits
+		require.NoError(t, live.Sweep(t.Context(), tick))
+		it, _ = store.Get(t.Context(), "outbox-owner-"+deadOwner)
+		assert.False(t, it.Found, "the adopted owner is retired once LateCommits passed")
+		assert.Equal(t, 1, strings.Count(strings.Join(ids(livePub), ","), "order-b"), "its event was delivered once")
+	})
+}
+
+// lateStore lands the transaction it is told to hold only once released,
+// and answers its caller with the caller's deadline meanwhile: a host cut
+// off from the store keeps a sent transaction in its network stack and
+// sends it once the link is back.
+type lateStore struct {
+	*memory.Store
+	hold    atomic.Bool
+	release chan struct{}
+	landed  chan struct{}
+}
+
+func (s *lateStore) Transact(ctx context.Context, ops []bindings.StateOp) error {
+	if !s.hold.CompareAndSwap(true, false) {
+		return s.Store.Transact(ctx, ops)
+	}
+	go func() {
+		<-s.release
+		_ = s.Store.Transact(context.Background(), ops)
+		close(s.landed)
+	}()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A commit whose transaction reaches the store after another process
+// adopted its owner (the owner's host was cut off) is delivered by a later
+// sweep of the adopter.
+func TestACommitThatLandsAfterItsOwnerWasAdoptedIsDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &lateStore{Store: memory.NewStore(), release: make(chan struct{}), landed: make(chan struct{})}
+		deadPub := &memory.Publisher{}
+		dead := newOutbox(t, store, deadPub, outbox.Config{})
+		require.NoError(t, dead.Commit(t.Context(), nil, msg("order-a")))
+		store.hold.Store(true)
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		err := dead.Commit(ctx, nil, msg("order-late"))
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, "its transaction did not answer in time")
+		deadOwner := dead.Owner()
+		// The process goes silent: cut off, it sweeps nothing from now on.
+
+		livePub := &memory.Publisher{}
+		live := newOutbox(t, store, livePub, outbox.Config{})
+		require.NoError(t, live.Commit(t.Context(), nil, msg("order-live")))
+		time.Sleep(61 * time.Second)
+		require.NoError(t, live.Sweep(t.Context(), tick))
+		require.NotContains(t, ids(livePub), "order-late", "adopted before the transaction landed")
+
+		close(store.release) // the link is back
+		<-store.landed
+		time.Sleep(61 * time.Second)
+		require.NoError(t, live.Sweep(t.Context(), tick))
+		assert.Contains(t, ids(livePub), "order-late", "the adopter's next sweep delivers the late commit")
+		assert.Empty(t, records(store.Store, deadOwner), "and deletes its record")
 	})
 }
 

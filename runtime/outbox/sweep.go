@@ -145,8 +145,10 @@ func (ob *Outbox) adoptStale(ctx context.Context) error {
 	return nil
 }
 
-// adopt delivers the records an owner left if its heartbeat is stale, then
-// retires it.
+// adopt delivers the records an owner left if its heartbeat is stale. It
+// retires the owner once LateCommits has passed since its first adoption;
+// until then each adoption (one per StaleAfter) delivers the records that
+// landed late.
 func (ob *Outbox) adopt(ctx context.Context, owner string) error {
 	claimed := false
 	now := ob.cfg.Now()
@@ -154,6 +156,9 @@ func (ob *Outbox) adopt(ctx context.Context, owner string) error {
 		claimed = false
 		if !found || now.Sub(hb.Beat) < ob.cfg.StaleAfter {
 			return state.ErrUnchanged // retired, or alive (or being adopted right now)
+		}
+		if hb.AdoptedAt.IsZero() {
+			hb.AdoptedAt = now.UTC()
 		}
 		hb.AdoptedBy, hb.Beat, claimed = ob.Owner(), now.UTC(), true
 		return nil
@@ -170,7 +175,15 @@ func (ob *Outbox) adopt(ctx context.Context, owner string) error {
 		if err != nil {
 			return fmt.Errorf("adopt outbox owner %s: %w", owner, err)
 		}
-		ob.log.Info("adopted a silent outbox owner", "owner", owner, "delivered", n)
+		switch {
+		case hb.AdoptedAt.Equal(now.UTC()):
+			ob.log.Info("adopted a silent outbox owner", "owner", owner, "delivered", n)
+		case n > 0:
+			ob.log.Warn("delivered events whose commits reached an adopted outbox owner's records late", "owner", owner, "delivered", n)
+		}
+		if now.Sub(hb.AdoptedAt) < ob.cfg.LateCommits {
+			return nil // its late commits may still land
+		}
 	} else if hb.Owner != "" {
 		return nil // alive
 	}
