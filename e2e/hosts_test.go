@@ -266,14 +266,17 @@ func (s *hostsShop) load(workers, max int, pause time.Duration) *orderLoad {
 	return startLoadTo(s.client.HTTPClient(30*time.Second), url, loadOptions{workers: workers, max: max, pause: pause, idempotencyKeys: true})
 }
 
-// recovery logs and returns how the orders answered from the fault at
-// from on fared: how many failed, and from when to when after it.
+// recovery logs and returns how the orders answered after the fault at
+// from fared: how many failed, and from when to when after it (the time of
+// their answers), with the kinds of failure.
 func recovery(t *testing.T, what string, answers []loadAnswer, from time.Time) (failed int, last time.Duration) {
 	t.Helper()
 	var first time.Duration = -1
 	ok, slowest := 0, time.Duration(0)
+	kinds := map[string]int{}
 	for _, a := range answers {
-		if a.at.Before(from) {
+		end := a.at.Add(a.took)
+		if end.Before(from) {
 			continue
 		}
 		if a.status == http.StatusOK && a.body != "" {
@@ -282,21 +285,11 @@ func recovery(t *testing.T, what string, answers []loadAnswer, from time.Time) (
 			continue
 		}
 		failed++
-		end := a.at.Add(a.took).Sub(from)
-		if first < 0 {
-			first = a.at.Sub(from)
+		kinds[fmt.Sprintf("%d %.160s", a.status, a.body)]++
+		if first < 0 || end.Sub(from) < first {
+			first = end.Sub(from)
 		}
-		last = max(last, end)
-	}
-	kinds := map[string]int{}
-	for _, a := range answers {
-		if a.status != http.StatusOK || a.body == "" {
-			when := "after"
-			if a.at.Before(from) {
-				when = "before"
-			}
-			kinds[fmt.Sprintf("%s the fault: %d %.160s", when, a.status, a.body)]++
-		}
+		last = max(last, end.Sub(from))
 	}
 	for k, n := range kinds {
 		t.Logf("recovery: %s: %d x %s", what, n, k)
@@ -304,7 +297,7 @@ func recovery(t *testing.T, what string, answers []loadAnswer, from time.Time) (
 	if failed == 0 {
 		t.Logf("recovery: %s: no order failed; %d answered 200 after the fault, the slowest in %s", what, ok, slowest.Round(time.Millisecond))
 	} else {
-		t.Logf("recovery: %s: %d orders failed, from +%s to +%s after the fault; %d answered 200, the slowest in %s",
+		t.Logf("recovery: %s: %d orders failed, answered from +%s to +%s after the fault; %d answered 200, the slowest in %s",
 			what, failed, first.Round(time.Millisecond), last.Round(time.Millisecond), ok, slowest.Round(time.Millisecond))
 	}
 	return failed, last

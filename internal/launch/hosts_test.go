@@ -185,3 +185,25 @@ func TestDialInStartsInTheHostsNamespace(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// A host gives up on unacknowledged data in about 1.4 s, so that a write
+// held by a cut-off link cannot land after its order gave up; this
+// machine's own namespace is left as it was.
+func TestAHostBoundsHowLateItsWritesArrive(t *testing.T) {
+	requireRoot(t)
+	before, err := os.ReadFile("/proc/sys/net/ipv4/tcp_retries2")
+	require.NoError(t, err)
+	n, err := newNetwork("b0da11")
+	t.Cleanup(func() { _ = n.remove() })
+	require.NoError(t, err)
+	ns, err := n.addHost("app1", appHostAddr(1))
+	require.NoError(t, err)
+	for file, want := range map[string]string{"tcp_retries2": "2", "tcp_orphan_retries": "1"} {
+		out, err := exec.Command("nsenter", "--net=/run/netns/"+ns, "--", "cat", "/proc/sys/net/ipv4/"+file).Output()
+		require.NoError(t, err)
+		assert.Equal(t, want, strings.TrimSpace(string(out)), file)
+	}
+	after, err := os.ReadFile("/proc/sys/net/ipv4/tcp_retries2")
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after), "this machine's namespace keeps its setting")
+}
