@@ -38,9 +38,9 @@ func TestHostsThroughput(t *testing.T) {
 		appHosts int
 		entry    string // "storefront": through the storefront's sidecar on the client host; "order": the order-service's own sidecar on app1
 	}{
-		{"one replica, orders into the order-service's sidecar", 1, "order"},
-		{"one replica, orders through the storefront's sidecar", 1, "storefront"},
-		{"two replicas, orders through the storefront's sidecar", 2, "storefront"},
+		{"one replica into the order-service sidecar", 1, "order"},
+		{"one replica through the storefront sidecar", 1, "storefront"},
+		{"two replicas through the storefront sidecar", 2, "storefront"},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			s := startHosts(t, sc.appHosts)

@@ -402,7 +402,21 @@ func (c *Cluster) startUnits(ctx context.Context, units []*unit) error {
 			continue
 		}
 		wg.Go(func() {
-			if err := u.ready(ctx); err != nil {
+			rctx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() { // a process that exits will not become ready
+				select {
+				case <-u.p.done:
+					stop()
+				case <-rctx.Done():
+				}
+			}()
+			err := u.ready(rctx)
+			switch {
+			case err == nil:
+			case !u.running():
+				errs[i] = fmt.Errorf("%s exited during start-up (%v): see its log above", u.name, u.p.err)
+			default:
 				errs[i] = fmt.Errorf("%s: not ready within %s: %w", u.name, c.o.HealthTimeout, err)
 			}
 		})

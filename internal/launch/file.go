@@ -218,6 +218,9 @@ func (f *File) check() error {
 			if st, err := os.Stat(r); err != nil || !st.IsDir() {
 				bad(at+".resourcesPath", "%s is not a directory", r)
 			}
+			if strings.Contains(r, ",") {
+				bad(at+".resourcesPath", "%s: daprd splits --resources-path at commas; rename the directory", r)
+			}
 		}
 	}
 	if f.Hosts != nil {

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -206,4 +207,33 @@ func TestAHostBoundsHowLateItsWritesArrive(t *testing.T) {
 	after, err := os.ReadFile("/proc/sys/net/ipv4/tcp_retries2")
 	require.NoError(t, err)
 	assert.Equal(t, string(before), string(after), "this machine's namespace keeps its setting")
+}
+
+// A sidecar that dies at start ends StartCluster at once, with its name,
+// and what was started is removed.
+func TestAStartThatFailsEndsAtOnceAndLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	sentry, err := filepath.Abs("../../bin/sentry-1.18.2/sentry")
+	require.NoError(t, err)
+	if _, err := os.Stat(sentry); err != nil {
+		t.Skip("sentry not built: make sentry")
+	}
+	raw := strings.Replace(valid, "apps:\n", "hosts:\n  appHosts: 1\napps:\n", 1)
+	raw = strings.Replace(raw, "daprGRPCPort: 50001\n", "daprGRPCPort: 50001\n  daprInternalGRPCPort: 50101\n", 1)
+	raw = strings.Replace(raw, `command: ["bin/shop"]`, `command: ["/bin/sleep", "60"]`, 1)
+	f, err := Load(writeFile(t, raw))
+	require.NoError(t, err)
+	var log strings.Builder
+	start := time.Now()
+	c, err := StartCluster(t.Context(), f, Options{Daprd: "/bin/false", Sentry: sentry, Out: io.Discard, HealthTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	require.Error(t, err)
+	assert.Nil(t, c)
+	assert.Contains(t, err.Error(), "app1 order-service daprd exited during start-up")
+	assert.Less(t, time.Since(start), 30*time.Second, "without waiting for HealthTimeout")
+	_, rest, ok := strings.Cut(log.String(), `msg="hosts removed" run=`)
+	require.True(t, ok, "the hosts are removed: %s", log.String())
+	left, err := namespaces(nsPrefix + strings.TrimSpace(rest) + "-")
+	require.NoError(t, err)
+	assert.Empty(t, left, "no namespace of the run is left")
 }
