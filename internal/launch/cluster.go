@@ -429,7 +429,7 @@ func (c *Cluster) startUnits(ctx context.Context, units []*unit) error {
 func waitHTTP(ctx context.Context, h *Host, url string, ok func(status int) bool) error {
 	client := h.HTTPClient(2 * time.Second)
 	defer client.CloseIdleConnections()
-	last := errors.New("no answer yet")
+	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := client.Do(req)
