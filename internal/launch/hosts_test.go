@@ -2,6 +2,8 @@ package launch
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -126,7 +128,7 @@ func requireRoot(t *testing.T) {
 func TestStaleRunsAreRemovedAndLiveOnesKept(t *testing.T) {
 	requireRoot(t)
 	require.NoError(t, os.MkdirAll(stateRoot(), 0o700))
-	stale, live := "dead01", "a11c0e"
+	stale, live := randomRun(), randomRun()
 	for _, id := range []string{stale, live} {
 		ns := nsPrefix + id + "-app1"
 		require.NoError(t, ip("netns", "add", ns))
@@ -165,7 +167,7 @@ func TestStaleRunsAreRemovedAndLiveOnesKept(t *testing.T) {
 // loopback is its own.
 func TestDialInStartsInTheHostsNamespace(t *testing.T) {
 	requireRoot(t)
-	ns := nsPrefix + "d1a100-app1"
+	ns := nsPrefix + randomRun() + "-app1"
 	require.NoError(t, ip("netns", "add", ns))
 	t.Cleanup(func() { _ = killNamespace(ns) })
 	require.NoError(t, ip("-n", ns, "link", "set", "lo", "up"))
@@ -194,7 +196,7 @@ func TestAHostBoundsHowLateItsWritesArrive(t *testing.T) {
 	requireRoot(t)
 	before, err := os.ReadFile("/proc/sys/net/ipv4/tcp_retries2")
 	require.NoError(t, err)
-	n, err := newNetwork("b0da11")
+	n, err := newNetwork(randomRun())
 	t.Cleanup(func() { _ = n.remove() })
 	require.NoError(t, err)
 	ns, err := n.addHost("app1", appHostAddr(1))
@@ -236,4 +238,12 @@ func TestAStartThatFailsEndsAtOnceAndLeavesNothing(t *testing.T) {
 	left, err := namespaces(nsPrefix + strings.TrimSpace(rest) + "-")
 	require.NoError(t, err)
 	assert.Empty(t, left, "no namespace of the run is left")
+}
+
+// randomRun is a run id no other test (of this or another checkout, on this
+// machine) uses at the same time.
+func randomRun() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
