@@ -49,6 +49,7 @@ type Env struct {
 
 	DaprHost       string   `envconfig:"DAPR_HOST" default:"127.0.0.1" desc:"host of the sidecar's APIs"`
 	DaprGRPCPort   int      `envconfig:"DAPR_GRPC_PORT" default:"50001" desc:"sidecar gRPC API port the app calls out through"`
+	DaprHTTPPort   int      `envconfig:"DAPR_HTTP_PORT" default:"3500" desc:"sidecar HTTP API port, for invocations whose error answers people read (the storefront's): over gRPC daprd cuts an invoked app's error answer to 63 bytes"`
 	DaprAPIToken   string   `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
 	AppAPIToken    string   `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set (health probes exempt, and over gRPC the subscription and binding listings, which daprd sends without it)"`
 	InternalAppIDs []string `envconfig:"INTERNAL_APP_IDS" desc:"the app-ids of the deployment's own apps, comma-separated: the only apps INTERNAL_TOKEN is sent to (the launcher sets every app-id of its run file; the manifests list the shop's)"`
