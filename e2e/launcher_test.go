@@ -211,7 +211,7 @@ func TestEmbeddedShopKeepsTakingOrdersWhileEmailsFail(t *testing.T) {
 		assert.Less(t, time.Since(start), orderTimeout/2, "an order does not wait out its ORDER_TIMEOUT behind a stuck event")
 	}
 	require.Eventually(t, func() bool {
-		return strings.Contains(r.out.String(), "orders are answered without waiting for their events")
+		return strings.Contains(r.out.String(), "commits do not wait for their events")
 	}, 10*time.Second, 100*time.Millisecond)
 	for _, id := range ids {
 		assert.False(t, r.hasEmail(id))
