@@ -312,6 +312,11 @@ func TestTheEdgeLetsInTheSeedsContractAndNothingElse(t *testing.T) {
 				assert.Contains(t, got, "internal_route")
 			}
 		}
+		for fn, id := range s.ids { // every app's counters, which the storefront reads with the credential
+			status, got := send(t, "GET", s.url("order", "/v1.0/invoke/"+id+"/method/runtime/metrics"), "")
+			assert.Equal(t, http.StatusForbidden, status, "GET /runtime/metrics of %s without the credential: %s", fn, got)
+			assert.Contains(t, got, "internal_route")
+		}
 		after := s.state(t)
 		assert.Equal(t, before.stock, after.stock)
 		assert.Equal(t, before.redis, after.redis)

@@ -95,9 +95,10 @@ func clear(id string) chromedp.Action[chromedp.Void] {
 // storefrontTour does with a browser what a person would: open the page,
 // place an order with the form and watch the stock drop and the order go
 // from placed to emailed, in this tab and in a second one; see a bad
-// quantity's error; see a dead letter shown as text; see the counters.
-// publish posts a CloudEvent data body to a topic through a sidecar.
-func storefrontTour(t *testing.T, page string, publish func(topic, body string), screenshot string) {
+// quantity's error; see a dead letter shown as text; see the counters. It
+// writes two screenshots, NAME-order.png once the order is emailed and
+// NAME.png at the end. publish posts data to a topic through a sidecar.
+func storefrontTour(t *testing.T, page string, publish func(topic, body string), name string) {
 	tab := browser(t)
 	open := func(tab context.Context) {
 		t.Helper()
@@ -140,6 +141,10 @@ func storefrontTour(t *testing.T, page string, publish func(topic, body string),
 	require.NoError(t, err)
 	assert.Equal(t, []string{"browser@example.com", "Order confirmation " + id}, email[:2], "the latest emails: to, subject")
 
+	success := poll[int](t, tab, `Number(document.querySelector('#counters tr[data-name="POST /orders"] .success')?.textContent)`, 20*time.Second, "the order function's counters")
+	assert.GreaterOrEqual(t, success, 1)
+	shoot(t, tab, name+"-order.png") // the page as people first see it work
+
 	placeOrder("0")
 	msg := poll[string](t, tab, `document.getElementById("order-error").textContent`, 20*time.Second, "the error is shown")
 	assert.Equal(t, "quantity must be a whole number from 1 to 1000", msg, "the order function's own message")
@@ -152,12 +157,15 @@ func storefrontTour(t *testing.T, page string, publish func(topic, body string),
 	require.NoError(t, err)
 	assert.False(t, injected, "no element was made from the event's data")
 
-	success := poll[int](t, tab, `Number(document.querySelector('#counters tr[data-name="POST /orders"] .success')?.textContent)`, 20*time.Second, "the order function's counters")
-	assert.GreaterOrEqual(t, success, 1)
+	shoot(t, tab, name+".png")
+}
 
+// shoot writes a screenshot of the whole page to the artifacts directory.
+func shoot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
 	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
-	file := filepath.Join(artifactsDir(t), screenshot)
+	file := filepath.Join(artifactsDir(t), name)
 	require.NoError(t, os.WriteFile(file, png, 0o644))
 	t.Logf("screenshot: %s", file)
 }
@@ -170,7 +178,7 @@ func TestStorefrontInABrowserEmbedded(t *testing.T) {
 	storefrontTour(t, page, func(topic, body string) {
 		status, got := post(t, r.url+"/v1.0/publish/pubsub/"+topic, body)
 		require.Equal(t, http.StatusNoContent, status, got)
-	}, "storefront-embedded.png")
+	}, "storefront-embedded")
 }
 
 func TestStorefrontInABrowserOnRedis(t *testing.T) {
@@ -180,7 +188,7 @@ func TestStorefrontInABrowserOnRedis(t *testing.T) {
 	storefrontTour(t, page, func(topic, body string) {
 		status, got := post(t, s.url("order", "/v1.0/publish/pubsub/"+topic), body)
 		require.Equal(t, http.StatusNoContent, status, got)
-	}, "storefront-redis.png")
+	}, "storefront-redis")
 
 	t.Run("100 pages following the shop do not stall orders", func(t *testing.T) {
 		const pages, orders = 100, 20
