@@ -25,7 +25,7 @@ import (
 type Config struct {
 	Port         int           `envconfig:"PORT" default:"8080" desc:"port of the storefront's web page, its own HTTP listener on LISTEN_ADDRESS (not the Dapr app port); 0 picks a free port and logs it"`
 	Apps         []string      `envconfig:"APPS" desc:"app-ids whose function counters the page shows, each read through the sidecar from the runtime's internal route GET /runtime/metrics; empty: INTERNAL_APP_IDS (the launcher sets every app-id of its run file), else this app alone"`
-	RefreshEvery time.Duration `envconfig:"REFRESH_EVERY" default:"5s" desc:"while a page is open, how often the storefront reads the stock and every app's counters again; an order read sooner, at most once a second"`
+	RefreshEvery time.Duration `envconfig:"REFRESH_EVERY" default:"5s" desc:"while a page is open, how often the storefront reads the stock and every app's counters again; after an order it reads the stock sooner, at most once a second"`
 	History      int           `envconfig:"HISTORY" default:"500" desc:"feed events (order steps, dead letters) kept in memory for pages that open or reconnect (Last-Event-ID)"`
 }
 
