@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
+	"github.com/daprfn/shop/functions/storefront"
 	"github.com/daprfn/shop/internal/launch"
 )
 
@@ -40,10 +42,14 @@ func envOr(k, def string) string {
 }
 
 // banner prints the endpoints and the seed's curl lines once all is healthy.
-func banner(f *launch.File) {
+func banner(f *launch.File) { fmt.Print(bannerText(f)) }
+
+// bannerText is what banner prints.
+func bannerText(f *launch.File) string {
 	var b strings.Builder
 	b.WriteString("\nThe shop is up.\n")
 	var orderApp, inventoryApp *launch.App
+	var pages []string
 	for i, a := range f.Apps {
 		fns := a.Env["FUNCTIONS"]
 		if fns == "" {
@@ -52,6 +58,11 @@ func banner(f *launch.File) {
 		fmt.Fprintf(&b, "  %-22s functions %-30s app :%d  sidecar http :%d grpc :%d\n", a.AppID, fns, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort)
 		if a.AppMetricsPort != 0 {
 			fmt.Fprintf(&b, "  %-22s metrics http://localhost:%d/metrics\n", "", a.AppMetricsPort)
+		}
+		if slices.Contains(strings.Split(fns, ","), "storefront") {
+			page := "http://localhost:" + storefrontPort(f, a) + "/"
+			pages = append(pages, page)
+			fmt.Fprintf(&b, "  %-22s storefront %s\n", "", page)
 		}
 		for name, dir := range f.LocalStorage(a) {
 			fmt.Fprintf(&b, "  %-22s %s files land in %s\n", "", name, dir)
@@ -74,6 +85,21 @@ func banner(f *launch.File) {
 	if a := inventoryApp; a != nil {
 		fmt.Fprintf(&b, "Stock:\n  curl http://localhost:%d/v1.0/invoke/%s/method/inventory\n", a.DaprHTTPPort, a.AppID)
 	}
+	for _, page := range pages {
+		fmt.Fprintf(&b, "Watch it work: open %s in a browser.\n", page)
+	}
 	b.WriteString("\nCtrl-C stops everything.\n\n")
-	fmt.Print(b.String())
+	return b.String()
+}
+
+// storefrontPort is the port of the storefront's page in app a:
+// STOREFRONT_PORT of its env or the file's common env, else the default.
+func storefrontPort(f *launch.File, a launch.App) string {
+	for _, env := range []map[string]string{a.Env, f.Common.Env} {
+		if p := env["STOREFRONT_PORT"]; p != "" {
+			return p
+		}
+	}
+	field, _ := reflect.TypeFor[storefront.Config]().FieldByName("Port")
+	return field.Tag.Get("default")
 }
