@@ -178,6 +178,18 @@ func TestKubernetesManifestsAgreeWithRunFileAndCode(t *testing.T) {
 			assert.Equal(t, app.AppID, svc.Selector["app"])
 			require.NotEmpty(t, svc.Ports)
 			assert.Equal(t, app.AppPort, svc.Ports[0].TargetPort)
+			if web := app.Env["STOREFRONT_PORT"]; web != "" { // the storefront's page, on a listener of its own
+				assert.Equal(t, web, env["STOREFRONT_PORT"])
+				var containerPorts, targets []int
+				for _, p := range c.Ports {
+					containerPorts = append(containerPorts, p.ContainerPort)
+				}
+				for _, p := range svc.Ports {
+					targets = append(targets, p.TargetPort)
+				}
+				assert.Contains(t, containerPorts, atoi(t, web), "the container declares the page's port")
+				assert.Contains(t, targets, atoi(t, web), "the Service reaches the page")
+			}
 		})
 	}
 

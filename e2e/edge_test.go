@@ -98,8 +98,10 @@ func launchTopology(t *testing.T, root, bin, redisAddr string, env, repl map[str
 		a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort = port(a.AppPort), port(a.DaprHTTPPort), port(a.DaprGRPCPort), port(a.MetricsPort)
 		a.AppMetricsPort = port(a.AppMetricsPort)
 		a.DaprInternalPort = daprtest.FreePort(t) // not in the file: daprd would pick one
-		if _, ok := a.Env["HEALTH_PORT"]; ok {
-			a.Env["HEALTH_PORT"] = strconv.Itoa(daprtest.FreePort(t))
+		for _, k := range []string{"HEALTH_PORT", "STOREFRONT_PORT"} {
+			if _, ok := a.Env[k]; ok {
+				a.Env[k] = strconv.Itoa(daprtest.FreePort(t))
+			}
 		}
 		a.ResourcesPath, a.ResourcesPaths = "", nil
 		s.apps[fn] = *a
@@ -310,6 +312,11 @@ func TestTheEdgeLetsInTheSeedsContractAndNothingElse(t *testing.T) {
 				assert.Contains(t, got, "internal_route")
 			}
 		}
+		for fn, id := range s.ids { // every app's counters, which the storefront reads with the credential
+			status, got := send(t, "GET", s.url("order", "/v1.0/invoke/"+id+"/method/runtime/metrics"), "")
+			assert.Equal(t, http.StatusForbidden, status, "GET /runtime/metrics of %s without the credential: %s", fn, got)
+			assert.Contains(t, got, "internal_route")
+		}
 		after := s.state(t)
 		assert.Equal(t, before.stock, after.stock)
 		assert.Equal(t, before.redis, after.redis)
@@ -438,7 +445,8 @@ func TestTheEdgeLetsInTheSeedsContractAndNothingElse(t *testing.T) {
 		assert.Len(t, mdns, len(s.apps), "each daprd's mDNS socket is the only UDP socket beyond loopback, and was seen")
 		for fn, a := range s.apps {
 			health, _ := strconv.Atoi(a.Env["HEALTH_PORT"])
-			for _, p := range []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalPort, a.MetricsPort, a.AppMetricsPort, health} {
+			web, _ := strconv.Atoi(a.Env["STOREFRONT_PORT"])
+			for _, p := range []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalPort, a.MetricsPort, a.AppMetricsPort, health, web} {
 				if p != 0 {
 					assert.True(t, listening[p], "%s's port %d is among the sockets seen", fn, p)
 				}

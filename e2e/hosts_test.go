@@ -649,7 +649,7 @@ func TestHostsLauncherKilledLeavesNothingBehind(t *testing.T) {
 		require.NoError(t, err)
 		pids = append(pids, ps...)
 	}
-	require.Len(t, pids, 8, "Redis, sentry and three apps with their sidecars")
+	require.Len(t, pids, 2+2*len(f.Apps), "Redis, sentry, and every app with its sidecar")
 
 	require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)) // the launcher and its process group, at once
 	<-done

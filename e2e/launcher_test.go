@@ -84,6 +84,7 @@ type embeddedRun struct {
 	dir, appID, url string
 	appPort         int
 	metricsPort     int // the app's own (appMetricsPort)
+	storefrontPort  int // the storefront's page, when the app serves it
 }
 
 // launchEmbedded starts the launcher on a run file like
@@ -114,6 +115,10 @@ func launchEmbeddedAt(t *testing.T, root, bin string, env, repl map[string]strin
 	httpPort := daprtest.FreePort(t)
 	r.appPort, r.metricsPort = daprtest.FreePort(t), daprtest.FreePort(t)
 	var extra strings.Builder
+	if _, ok := shipped.Apps[0].Env["STOREFRONT_PORT"]; ok {
+		r.storefrontPort = daprtest.FreePort(t)
+		fmt.Fprintf(&extra, "    STOREFRONT_PORT: \"%d\"\n", r.storefrontPort)
+	}
 	for k, v := range env {
 		fmt.Fprintf(&extra, "    %s: %q\n", k, v)
 	}

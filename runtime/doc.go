@@ -43,7 +43,8 @@
 // runtime/host is the main of a function app (host.Main reads the standard
 // environment, dials the sidecar, serves the App and drains on SIGTERM), and
 // package runtime/metrics counts every delivery by trigger, name and outcome
-// for Prometheus, which host serves on METRICS_PORT.
+// for Prometheus, which host serves on METRICS_PORT (and, as JSON, to the
+// deployment's functions on the internal route GET /runtime/metrics).
 //
 // # Outcomes are values
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/daprfn/shop/functions/order"
 	"github.com/daprfn/shop/functions/orderevent"
 	"github.com/daprfn/shop/functions/stock"
+	"github.com/daprfn/shop/functions/storefront"
 	"github.com/daprfn/shop/runtime"
 	"github.com/daprfn/shop/runtime/outbox"
 )
@@ -37,6 +38,7 @@ var functions = []function{
 	{name: "inventory", register: registerInventory},
 	{name: "order", register: registerOrder},
 	{name: "notification", register: registerNotification},
+	{name: "storefront", config: storefront.Config{}, register: registerStorefront},
 }
 
 // functionNames lists the table's names, in order.
@@ -72,6 +74,10 @@ type ports struct {
 	pub         bindings.Publisher
 	out         bindings.OutputBinding
 	invoke      bindings.Invoker
+	// invokeWhole is invocation whose error answers arrive whole (the
+	// sidecar's HTTP API), for the storefront, which shows them to people;
+	// nil: invoke.
+	invokeWhole bindings.Invoker
 	comps       bindings.Components
 }
 
@@ -211,6 +217,15 @@ func registerNotification(s *shop) error {
 		lookup = orderevent.LookupFunc(s.findOrder)
 	}
 	notify.CheckEvents(orderevent.Key(cfg.InternalToken), lookup)
+	if cfg.EmailsTopic != "" {
+		sent, err := notification.NewSentEvents(notification.SentEventsConfig{Publisher: p.pub, Pubsub: cfg.Pubsub, Topic: cfg.EmailsTopic,
+			Source: cfg.AppID, Key: notification.SentSigningKey(cfg.InternalToken), Log: s.log})
+		if err != nil {
+			return err
+		}
+		s.w.closers = append(s.w.closers, sent.Close)
+		notify.AnnounceTo(sent)
+	}
 	runtime.Topic(s.app, sub, notify.Send)
 	runtime.Topic(s.app, runtime.Subscription{Pubsub: cfg.Pubsub, Topic: cfg.DeadLetterTopic, Route: "/deadletter/" + cfg.OrdersTopic}, notify.DeadLetter)
 	runtime.Binding(s.app, cfg.EmailSweepBinding, notify.SendUnsent)

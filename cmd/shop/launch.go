@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/daprfn/shop/functions/storefront"
 	"github.com/daprfn/shop/internal/launch"
 )
 
@@ -48,10 +51,14 @@ func envOr(k, def string) string {
 }
 
 // banner prints the endpoints and the seed's curl lines once all is healthy.
-func banner(f *launch.File) {
+func banner(f *launch.File) { fmt.Print(bannerText(f)) }
+
+// bannerText is what banner prints.
+func bannerText(f *launch.File) string {
 	var b strings.Builder
 	b.WriteString("\nThe shop is up.\n")
 	var orderApp, inventoryApp *launch.App
+	var pages []string
 	for i, a := range f.Apps {
 		fns := a.Env["FUNCTIONS"]
 		if fns == "" {
@@ -60,6 +67,11 @@ func banner(f *launch.File) {
 		fmt.Fprintf(&b, "  %-22s functions %-30s app :%d  sidecar http :%d grpc :%d\n", a.AppID, fns, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort)
 		if a.AppMetricsPort != 0 {
 			fmt.Fprintf(&b, "  %-22s metrics http://localhost:%d/metrics\n", "", a.AppMetricsPort)
+		}
+		if slices.Contains(strings.Split(fns, ","), "storefront") {
+			page := "http://localhost:" + storefrontPort(f, a) + "/"
+			pages = append(pages, page)
+			fmt.Fprintf(&b, "  %-22s storefront %s\n", "", page)
 		}
 		for name, dir := range f.LocalStorage(a) {
 			fmt.Fprintf(&b, "  %-22s %s files land in %s\n", "", name, dir)
@@ -82,8 +94,23 @@ func banner(f *launch.File) {
 	if a := inventoryApp; a != nil {
 		fmt.Fprintf(&b, "Stock:\n  curl http://localhost:%d/v1.0/invoke/%s/method/inventory\n", a.DaprHTTPPort, a.AppID)
 	}
+	for _, page := range pages {
+		fmt.Fprintf(&b, "Watch it work: open %s in a browser.\n", page)
+	}
 	b.WriteString("\nCtrl-C stops everything.\n\n")
-	fmt.Print(b.String())
+	return b.String()
+}
+
+// storefrontPort is the port of the storefront's page in app a:
+// STOREFRONT_PORT of its env or the file's common env, else the default.
+func storefrontPort(f *launch.File, a launch.App) string {
+	for _, env := range []map[string]string{a.Env, f.Common.Env} {
+		if p := env["STOREFRONT_PORT"]; p != "" {
+			return p
+		}
+	}
+	field, _ := reflect.TypeFor[storefront.Config]().FieldByName("Port")
+	return field.Tag.Get("default")
 }
 
 // hostsBanner prints the hosts, what runs on them and the seed's curl lines
@@ -131,6 +158,16 @@ func hostsBanner(c *launch.Cluster) {
 			ports = append(ports, fmt.Sprintf(":%d", p))
 		}
 		fmt.Fprintf(&b, "Ports %s of this machine's localhost lead to the first app host's, so the lines work without ip netns exec too.\n", strings.Join(ports, ", "))
+	}
+	for _, a := range f.Apps {
+		if slices.Contains(strings.Split(a.Env["FUNCTIONS"], ","), "storefront") {
+			port := storefrontPort(f, a)
+			fmt.Fprintf(&b, "Watch it work: the storefront's page is http://localhost:%s on each app host", port)
+			if p, _ := strconv.Atoi(port); slices.Contains(f.Hosts.Forward, p) {
+				fmt.Fprintf(&b, "; open http://localhost:%s in a browser here", port)
+			}
+			b.WriteString(".\n")
+		}
 	}
 	b.WriteString("\nCtrl-C stops everything and removes the hosts.\n\n")
 	fmt.Print(b.String())

@@ -15,13 +15,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	goruntime "runtime"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/daprfn/shop/bindings/dapr"
 	"github.com/daprfn/shop/functions/inventory"
 	"github.com/daprfn/shop/functions/stock"
 	"github.com/daprfn/shop/runtime/host"
@@ -89,7 +92,13 @@ func serve(ctx context.Context) error {
 // sidecarPorts are the ports the real sidecar serves.
 func sidecarPorts(h *host.Host, cfg Config) ports {
 	sc := h.Sidecar.WithStateStore(cfg.StateStore)
-	return ports{state: sc, notifyState: h.Sidecar.WithStateStore(cfg.NotificationStore), pub: sc, out: sc, invoke: sc, comps: sc}
+	p := ports{state: sc, notifyState: h.Sidecar.WithStateStore(cfg.NotificationStore), pub: sc, out: sc, invoke: sc, comps: sc}
+	env := h.Env
+	if whole, err := dapr.NewHTTPInvoker(dapr.HTTPConfig{Address: net.JoinHostPort(env.DaprHost, strconv.Itoa(env.DaprHTTPPort)),
+		APIToken: env.DaprAPIToken, InternalToken: env.InternalToken, InternalAppIDs: env.InternalAppIDs}); err == nil {
+		p.invokeWhole = whole
+	}
+	return p
 }
 
 // localStock is stock.Stock served by the inventory function in the same

@@ -66,6 +66,10 @@ func newTestShop(t *testing.T, embedded bool, env map[string]string) *testShop {
 		t.Setenv("FUNCTIONS", fns)
 		t.Setenv("APP_ID", appID)
 		t.Setenv("INTERNAL_TOKEN", testInternalToken)
+		t.Setenv("STOREFRONT_PORT", "0") // the page on any free port
+		// Only order events on the topics, as the tests count them; a test
+		// of the "emails sent" events sets it.
+		t.Setenv("EMAILS_TOPIC", "")
 		for k, v := range env {
 			t.Setenv(k, v)
 		}

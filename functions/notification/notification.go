@@ -49,6 +49,8 @@ type Service struct {
 	checking bool              // CheckEvents was called
 	key      []byte            // the order function's signing key
 	orders   orderevent.Lookup // for events without a valid signature
+
+	announcer Announcer // told of every confirmation sent; nil for none
 }
 
 // CheckEvents makes the function check every order event against what it
@@ -158,10 +160,11 @@ func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error 
 	}
 	if im, ok := s.mail.(IdempotentMailer); ok {
 		if idem, err := im.Idempotent(ctx); err == nil && idem {
-			if err := s.mail.Send(ctx, Render(o, s.from)); err != nil {
+			m := Render(o, s.from)
+			if err := s.mail.Send(ctx, m); err != nil {
 				return runtime.RetryLater(err)
 			}
-			s.log.Info("order confirmation sent", "order", o.OrderID, "to", o.CustomerEmail)
+			s.sent(m)
 			return nil
 		}
 	}
@@ -174,7 +177,8 @@ func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error 
 		s.log.Debug("confirmation already sent; duplicate event ignored", "order", o.OrderID, "event", ev.ID)
 		return nil
 	}
-	if err := s.mail.Send(ctx, Render(o, s.from)); err != nil {
+	m := Render(o, s.from)
+	if err := s.mail.Send(ctx, m); err != nil {
 		return runtime.RetryLater(err)
 	}
 	rec, _ := json.Marshal(sentRecord{EventID: ev.ID, SentAt: time.Now().UTC()})
@@ -183,8 +187,16 @@ func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error 
 		// again, which is the lesser harm than not confirming at all.
 		s.log.Warn("confirmation sent but not recorded", "order", o.OrderID, "error", err.Error())
 	}
-	s.log.Info("order confirmation sent", "order", o.OrderID, "to", o.CustomerEmail)
+	s.sent(m)
 	return nil
+}
+
+// sent logs the confirmation m and tells the announcer.
+func (s *Service) sent(m email.Message) {
+	s.log.Info("order confirmation sent", "order", m.ID, "to", m.To)
+	if s.announcer != nil {
+		s.announcer.Sent(EmailSent{OrderID: m.ID, To: m.To, Subject: m.Subject, SentAt: time.Now().UTC()})
+	}
 }
 
 // Render builds the confirmation email of o, with the seed's fields.

@@ -129,10 +129,10 @@ func TestANewFunctionReachesEveryPlaceItRunsFrom(t *testing.T) {
 		}
 		assert.Equal(t, ports, []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort, a.AppMetricsPort}, "the same ports in every run file")
 	}
-	assert.Equal(t, []int{3003, 3503, 50004, 9093, 9193}, ports)
+	assert.Equal(t, []int{3004, 3504, 50005, 9094, 9194}, ports, "past the storefront's")
 	emb, err := launch.Load(filepath.Join(root, "deploy/dapr-embedded.yaml"))
 	require.NoError(t, err)
-	assert.Equal(t, "order,inventory,notification,shipping", emb.Apps[0].Env["FUNCTIONS"])
+	assert.Equal(t, "order,inventory,notification,storefront,shipping", emb.Apps[0].Env["FUNCTIONS"])
 	for _, f := range files {
 		assert.True(t, strings.HasSuffix(string(f.Content), "\n"), "%s ends with a newline", f.Path)
 	}
@@ -154,11 +154,11 @@ func TestANewFunctionReachesEveryPlaceItRunsFrom(t *testing.T) {
 	assert.Contains(t, read("deploy/config/shipping.yaml"), "protocol: http")
 
 	k8s := read("deploy/k8s/shipping.yaml")
-	for _, want := range []string{"kind: Deployment", "dapr.io/app-id: shipping", `dapr.io/app-port: "3003"`, "kind: Configuration",
+	for _, want := range []string{"kind: Deployment", "dapr.io/app-id: shipping", `dapr.io/app-port: "3004"`, "kind: Configuration",
 		"kind: Subscription", "deadLetterTopic: orders-shipping-deadletter", "name: shipping-cron", "name: internal-token"} {
 		assert.Contains(t, k8s, want)
 	}
-	assert.Contains(t, read("deploy/k8s/components.yaml"), "- notification-service\n- shipping\n")
+	assert.Contains(t, read("deploy/k8s/components.yaml"), "- notification-service\n- storefront\n- shipping\n")
 
 	_, err = Plan(root, Spec{Name: "shipping", Invoke: []string{"POST /x"}})
 	require.ErrorContains(t, err, "exists already", "a second shop new of the same name is refused")
@@ -166,7 +166,7 @@ func TestANewFunctionReachesEveryPlaceItRunsFrom(t *testing.T) {
 	require.NoError(t, err)
 	for _, f := range next {
 		if f.Path == "deploy/dapr.yaml" {
-			assert.Contains(t, string(f.Content), "appPort: 3004", "the next function gets the next ports")
+			assert.Contains(t, string(f.Content), "appPort: 3005", "the next function gets the next ports")
 		}
 	}
 }

@@ -49,12 +49,13 @@ type Env struct {
 
 	DaprHost       string   `envconfig:"DAPR_HOST" default:"127.0.0.1" desc:"host of the sidecar's APIs"`
 	DaprGRPCPort   int      `envconfig:"DAPR_GRPC_PORT" default:"50001" desc:"sidecar gRPC API port the app calls out through"`
+	DaprHTTPPort   int      `envconfig:"DAPR_HTTP_PORT" default:"3500" desc:"sidecar HTTP API port, for invocations whose error answers people read (the storefront's): over gRPC daprd cuts an invoked app's error answer to 63 bytes"`
 	DaprAPIToken   string   `envconfig:"DAPR_API_TOKEN" desc:"sent as dapr-api-token on every call to the sidecar when set"`
 	AppAPIToken    string   `envconfig:"APP_API_TOKEN" desc:"required from the sidecar on every call to the app when set (health probes exempt, and over gRPC the subscription and binding listings, which daprd sends without it)"`
 	InternalAppIDs []string `envconfig:"INTERNAL_APP_IDS" desc:"the app-ids of the deployment's own apps, comma-separated: the only apps INTERNAL_TOKEN is sent to (the launcher sets every app-id of its run file; the manifests list the shop's)"`
 	InternalToken  string   `envconfig:"INTERNAL_TOKEN" desc:"credential every app of one deployment shares: sent on every service invocation and required by internal routes (JSON 403 without it), and the key order events are signed with; the launcher draws one per run, Kubernetes reads it from the internal-token secret; when empty, internal routes refuse every call and order events go unsigned"`
 
-	MetricsPort     int           `envconfig:"METRICS_PORT" default:"0" desc:"port of the app's own Prometheus metrics (GET /metrics on LISTEN_ADDRESS): deliveries of every route, topic and binding by outcome, and their latency; 0 for none (the launcher gives each app its own)"`
+	MetricsPort     int           `envconfig:"METRICS_PORT" default:"0" desc:"port of the app's own Prometheus metrics (GET /metrics on LISTEN_ADDRESS): deliveries of every route, topic and binding by outcome, and their latency; the same counters as JSON to the deployment's functions by invocation (internal route GET /runtime/metrics); 0 for none (the launcher gives each app its own)"`
 	PprofAddr       string        `envconfig:"PPROF_ADDR" desc:"address for net/http/pprof profiles (e.g. 127.0.0.1:6060); off when empty"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"log format (slog): text or json"`
@@ -171,8 +172,10 @@ func Run(ctx context.Context, env Env, register Register) error {
 		log.Warn("INTERNAL_TOKEN is not set: internal routes refuse every call and order events go unsigned")
 	}
 	middleware := runtime.Defaults(log, env.MaxBodyBytes)
+	var reg *prometheus.Registry
 	if env.MetricsPort != 0 {
-		reg, labelled := metrics.NewRegistry(env.AppID)
+		var labelled prometheus.Registerer
+		reg, labelled = metrics.NewRegistry(env.AppID)
 		middleware = append([]runtime.Middleware{metrics.Middleware(labelled)}, middleware...)
 		stop, err := serveMetrics(net.JoinHostPort(env.ListenAddress, strconv.Itoa(env.MetricsPort)), reg, log)
 		if err != nil {
@@ -187,6 +190,11 @@ func Run(ctx context.Context, env Env, register Register) error {
 		Log:     log,
 	}
 	defer h.close()
+	if reg != nil {
+		// The same counters as JSON, for the deployment's own functions
+		// through their sidecars (the storefront's page).
+		runtime.Invoke(h.App, metrics.CountersPattern, metrics.CountersFunc(reg, env.AppID), runtime.Internal)
+	}
 	if err := register(h); err != nil {
 		return err
 	}

@@ -7,7 +7,10 @@
 //	app := runtime.New(runtime.Options{Middleware: append([]runtime.Middleware{metrics.Middleware(reg)}, runtime.Defaults(log, maxBody)...)})
 //	http.Handle("/metrics", metrics.Handler(reg))
 //
-// runtime/host does this for an app when METRICS_PORT is set.
+// runtime/host does this for an app when METRICS_PORT is set, and also
+// registers the same counters as JSON (ReadCounters) on the internal route
+// CountersPattern, for the deployment's own functions to read through their
+// sidecars.
 //
 // The exposition uses the Prometheus Go client: it is the reference
 // implementation of the text format, what daprd's own exporter serves, and

@@ -48,6 +48,11 @@ type Result struct {
 	// Rounds holds every round's throughput (completed/s; the seed's
 	// answered/s), set on the median round kept in the report.
 	Rounds []float64 `json:"completedPerSecondByRound,omitempty"`
+	// With -sse: the storefront pages open during the load, the fewest
+	// order steps one of them received, and how many streams failed.
+	Pages           int   `json:"storefrontPages,omitempty"`
+	PageStepsFewest int64 `json:"storefrontPageStepsFewest,omitempty"`
+	PagesFailed     int64 `json:"storefrontPagesFailed,omitempty"`
 }
 
 // Audit is what the checks after a shop run found.
@@ -84,6 +89,9 @@ func loadScenario(ctx context.Context, o options, name string) ([]*Result, error
 		}
 		fmt.Printf("  %-24s %7.0f answered/s %7.0f completed/s  p50 %5.1f ms  p99 %6.1f ms  max %6.1f ms  errors %d  audit %s\n",
 			l.label, r.AnsweredPerSec, r.CompletedPerS, r.P50, r.P99, r.Max, r.Errors, auditWord(r))
+		if r.Pages > 0 {
+			fmt.Printf("  %-24s %d storefront pages open: the fewest order steps one got %d, streams failed %d\n", "", r.Pages, r.PageStepsFewest, r.PagesFailed)
+		}
 		results = append(results, r)
 	}
 	if err := t.stop(); err != nil {
@@ -118,6 +126,13 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: "POST", URL: t.orderURL, Body: orderBody,
 		Header: http.Header{"Content-Type": []string{"application/json"}}})
 	attacker := vegeta.NewAttacker(append(opts, vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))...)
+	var open *pages
+	if t.pageURL != "" {
+		if open, err = openPages(ctx, t.pageURL, o.sse); err != nil {
+			return nil, err
+		}
+		r.Pages = o.sse
+	}
 	var ids []string
 	var profiling sync.WaitGroup
 	if rate.Freq == 0 && len(t.profiles) > 0 {
@@ -166,6 +181,9 @@ func attack(ctx context.Context, o options, t *topology, label string, rate vege
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
+	if open != nil {
+		r.PageStepsFewest, r.PagesFailed = open.close()
+	}
 	handled := countEvents(t) - eventsBefore
 	if isSeed(t.name) {
 		r.DistinctIDs = distinct(ids)

@@ -52,6 +52,7 @@ type options struct {
 	appEnv     map[string]string
 	daprdGOGC  string
 	changes    string
+	sse        int // storefront pages held open during the distributed loads
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&appEnv, "app-env", "", "extra environment of the shop's function apps, as KEY=VALUE,KEY=VALUE (e.g. GOGC=100 to compare GC settings)")
 	flag.StringVar(&o.changes, "changes", "bench/changes.md", "the record of what each change bought, appended to the Markdown report; empty for none")
 	flag.StringVar(&o.listen, "listen", "", "the address every app and daprd listens on (the run file's listenAddress); default the launcher's, "+launch.DefaultListenAddress)
+	flag.IntVar(&o.sse, "sse", 0, "hold this many server-sent-event clients open on the storefront's page during each distributed load, the storefront running as a fourth app of that topology (e.g. 100); 0 runs the three apps alone")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of every daprd and shop app during each saturation run to the report directory")
 	flag.Parse()
 	o.scenarios = strings.Split(scen, ",")

@@ -216,6 +216,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %s | %.1f | %.1f | %.1f | %.1f | %d | %.0f %% | %s |\n",
 			s.Topology, s.Load, s.AnsweredPerSec, s.CompletedPerS, joinFloats(s.Rounds, "%.0f"), s.P50, s.P90, s.P99, s.Max, s.Errors, 100*s.AppCPUShare, auditWord(s))
 	}
+	for _, s := range r.Scenarios {
+		if s.Pages > 0 {
+			fmt.Fprintf(&b, "\n%s at %s ran with the storefront as a fourth app and %d of its pages open (server-sent events): the page that got the fewest order steps got %d; %d streams failed.\n",
+				s.Topology, s.Load, s.Pages, s.PageStepsFewest, s.PagesFailed)
+		}
+	}
 	var floors, seed []Comparison
 	for _, c := range r.Compared {
 		if isSeed(c.Baseline) {

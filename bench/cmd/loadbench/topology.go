@@ -26,6 +26,7 @@ type topology struct {
 	invURL   string            // GET /inventory through the inventory sidecar
 	getURL   string            // GET /orders/{id} prefix
 	countURL string            // floor only: the null notification app's count
+	pageURL  string            // with -sse: the storefront's page
 	profiles map[string]string // process name -> CPU profile URL (with -profile)
 	mu       sync.Mutex
 	pids     map[string]int
@@ -173,6 +174,13 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 			}
 			app(a.id, a.app, a.http, a.grpc, a.protocol, cmd, env)
 		}
+		if name == "distributed" && o.sse > 0 {
+			// The storefront as the run files have it: a fourth app,
+			// following the order and email events, its page on :8080.
+			app("storefront", 3003, 3503, 23504, "grpc", []string{o.shop, "serve"}, map[string]string{
+				"FUNCTIONS": "storefront", "HEALTH_PORT": "3103", "STOREFRONT_PORT": "8080", "LOG_LEVEL": "warn"})
+			t.pageURL = "http://127.0.0.1:8080/"
+		}
 		t.invURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/inventory-service/method/inventory", seedApps[1].http)
 		if isFloor(name) {
 			t.countURL = fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/notification-service/method/count", seedApps[2].http)
@@ -249,7 +257,8 @@ func startTopology(ctx context.Context, o options, name string) (*topology, erro
 
 // fixedPorts are the ports of the seed's topology (seedApps) and the seed's
 // metrics ports: free before each topology starts, never a private Redis's.
-var fixedPorts = []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503, 9090, 9091, 9092}
+var fixedPorts = []int{3000, 3001, 3002, 3101, 3102, 3500, 3501, 3502, 23501, 23502, 23503, 9090, 9091, 9092,
+	3003, 3103, 3503, 23504, 8080} // the storefront's, with -sse
 
 // redisProcess names the topology's Redis among its processes.
 const redisProcess = "redis-server"
