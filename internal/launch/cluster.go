@@ -167,10 +167,10 @@ func (o Options) withDefaults() Options {
 // claim removes what stopped runs left behind and takes a run id, its lock
 // and its state directory, and starts its janitor.
 func (c *Cluster) claim() error {
-	if err := os.MkdirAll(stateRoot(), 0o700); err != nil {
+	if err := os.MkdirAll(StateRoot(), 0o700); err != nil {
 		return err
 	}
-	setup, err := lockFile(filepath.Join(stateRoot(), "setup.lock"), true)
+	setup, err := lockFile(filepath.Join(StateRoot(), "setup.lock"), true)
 	if err != nil {
 		return err
 	}
@@ -185,11 +185,11 @@ func (c *Cluster) claim() error {
 		if ns, _ := namespaces(nsPrefix + c.run + "-"); len(ns) > 0 {
 			continue
 		}
-		if c.lock, err = lockFile(filepath.Join(stateRoot(), c.run+".lock"), false); err != nil {
+		if c.lock, err = lockFile(filepath.Join(StateRoot(), c.run+".lock"), false); err != nil {
 			return err
 		}
 	}
-	c.dir = filepath.Join(stateRoot(), c.run)
+	c.dir = filepath.Join(StateRoot(), c.run)
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}

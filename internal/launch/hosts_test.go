@@ -127,7 +127,7 @@ func requireRoot(t *testing.T) {
 // deletes them, and leaves a live run's alone.
 func TestStaleRunsAreRemovedAndLiveOnesKept(t *testing.T) {
 	requireRoot(t)
-	require.NoError(t, os.MkdirAll(stateRoot(), 0o700))
+	require.NoError(t, os.MkdirAll(StateRoot(), 0o700))
 	stale, live := randomRun(), randomRun()
 	for _, id := range []string{stale, live} {
 		ns := nsPrefix + id + "-app1"
@@ -139,13 +139,13 @@ func TestStaleRunsAreRemovedAndLiveOnesKept(t *testing.T) {
 	require.NoError(t, sleeper.Start())
 	exited := make(chan struct{})
 	go func() { _ = sleeper.Wait(); close(exited) }()
-	require.NoError(t, os.MkdirAll(filepath.Join(stateRoot(), stale), 0o700))
-	lock, err := lockFile(filepath.Join(stateRoot(), live+".lock"), false)
+	require.NoError(t, os.MkdirAll(filepath.Join(StateRoot(), stale), 0o700))
+	lock, err := lockFile(filepath.Join(StateRoot(), live+".lock"), false)
 	require.NoError(t, err)
 	require.NotNil(t, lock)
 	t.Cleanup(func() { os.Remove(lock.Name()); lock.Close() })
 
-	setup, err := lockFile(filepath.Join(stateRoot(), "setup.lock"), true) // as a starting run holds it
+	setup, err := lockFile(filepath.Join(StateRoot(), "setup.lock"), true) // as a starting run holds it
 	require.NoError(t, err)
 	err = cleanStale(slog.New(slog.DiscardHandler))
 	setup.Close()
@@ -159,7 +159,7 @@ func TestStaleRunsAreRemovedAndLiveOnesKept(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, nss, nsPrefix+stale+"-app1", "the stale run's namespace is deleted")
 	assert.Contains(t, nss, nsPrefix+live+"-app1", "a live run's namespace is kept")
-	_, err = os.Stat(filepath.Join(stateRoot(), stale))
+	_, err = os.Stat(filepath.Join(StateRoot(), stale))
 	assert.True(t, os.IsNotExist(err), "the stale run's state is removed")
 }
 

@@ -28,7 +28,7 @@ import (
 // included), and the machine's own namespace gains no link or address.
 //
 // Every name a run creates starts with "shop-<run>-", where <run> is the
-// run's id, and the run holds a lock (a flock on stateRoot/<run>.lock) while
+// run's id, and the run holds a lock (a flock on StateRoot()/<run>.lock) while
 // it lives. What a run leaves behind is removed three ways: by the run
 // itself when it stops; by its janitor, a shell process in a session of its
 // own that waits for the launcher to go (its standard input is a pipe only
@@ -39,8 +39,18 @@ import (
 // nsPrefix starts the name of every namespace the host mode creates.
 const nsPrefix = "shop-"
 
-// stateRoot holds each run's lock file and state directory.
-func stateRoot() string { return filepath.Join(os.TempDir(), "shop-hosts") }
+// StateRoot holds each run's lock file and state directory (sentry's
+// credentials, Redis's files): in memory, /dev/shm, where there is one, so
+// that Redis persisting every write measures no disk; a run lives no longer
+// than the machine's uptime anyway. It is one place per machine, whatever
+// TMPDIR says, since every run's start looks there for the locks of the
+// others.
+func StateRoot() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm/shop-hosts"
+	}
+	return "/run/shop-hosts"
+}
 
 var runIDPattern = regexp.MustCompile(`^shop-([0-9a-f]{6})-`)
 
@@ -139,7 +149,7 @@ func cleanStale(log *slog.Logger) error {
 			byRun[m[1]] = append(byRun[m[1]], ns)
 		}
 	}
-	locks, _ := filepath.Glob(filepath.Join(stateRoot(), "*.lock"))
+	locks, _ := filepath.Glob(filepath.Join(StateRoot(), "*.lock"))
 	for _, l := range locks {
 		if id := strings.TrimSuffix(filepath.Base(l), ".lock"); byRun[id] == nil {
 			byRun[id] = []string{}
@@ -147,7 +157,7 @@ func cleanStale(log *slog.Logger) error {
 	}
 	var errs []error
 	for id, nss := range byRun {
-		lock := filepath.Join(stateRoot(), id+".lock")
+		lock := filepath.Join(StateRoot(), id+".lock")
 		held, err := lockFile(lock, false)
 		if err != nil {
 			errs = append(errs, err)
@@ -161,7 +171,7 @@ func cleanStale(log *slog.Logger) error {
 				errs = append(errs, err)
 			}
 		}
-		if err := os.RemoveAll(filepath.Join(stateRoot(), id)); err != nil {
+		if err := os.RemoveAll(filepath.Join(StateRoot(), id)); err != nil {
 			errs = append(errs, err)
 		}
 		os.Remove(lock)
