@@ -306,7 +306,9 @@ func TestFaultNotificationAppKilledUnderLoadWithBulk(t *testing.T) {
 func killNotification(t *testing.T) func(*distributedShop) []window {
 	return func(s *distributedShop) []window {
 		s.notification.kill(t)
-		time.Sleep(3 * time.Second)
+		// Past the topic's 2 s of retries, and well within the dead-letter
+		// topic's 2 s after them once the app's restart is counted.
+		time.Sleep(2500 * time.Millisecond)
 		s.notification.restart(t)
 		return nil
 	}
