@@ -16,6 +16,8 @@
 // looks the order up once no Create can still store it
 // (DefaultCreateTimeout): an order is never oversold, and no stock leaks.
 //
-// With an Idempotency-Key header, the answer is stored in the order's own
-// transaction, and a repeated request answers as the first did.
+// With an Idempotency-Key header, the key is claimed for the order once
+// it has its stock (idempotency.go): a repeated request answers as the first
+// did, and one that comes while the first is still being placed, or before
+// a failed one's outcome is known, gets a 409.
 package order

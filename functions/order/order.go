@@ -196,7 +196,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (CreateResponse,
 		// once no Create can still store it; the outbox delivers the event if
 		// the order exists.
 		s.Log.Warn("storing the order failed; its stock hold is left to the hold sweep", "order", o.ID, "error", err.Error())
-		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells, or retry with an Idempotency-Key", o.ID, o.ID)
+		return CreateResponse{}, runtime.Unavailable(err, "storing order %s failed; it was probably not placed: GET /orders/%s tells (with an Idempotency-Key, a retry answers 409 until the outcome is known)", o.ID, o.ID)
 	}
 	s.Stock.Confirm(stock.Taken{OrderID: o.ID, ProductID: o.ProductID})
 	return CreateResponse{OrderID: o.ID, Status: createdStatus}, nil

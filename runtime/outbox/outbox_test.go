@@ -168,6 +168,7 @@ func TestAnotherProcessAdoptsADeadOwnersEvents(t *testing.T) {
 
 		// The "dead" process comes back: it goes on under a new owner.
 		require.NoError(t, dead.Sweep(t.Context(), tick))
+		assert.NotEqual(t, deadOwner, dead.Owner(), "its sweep finds it was adopted: it goes on as a new owner at once")
 		require.NoError(t, dead.Commit(t.Context(), nil, msg("order-d")))
 		assert.NotEqual(t, deadOwner, dead.Owner())
 		assert.Contains(t, ids(deadPub), "order-d")

@@ -68,7 +68,8 @@ func (ob *Outbox) sweepOwn(ctx context.Context) error {
 }
 
 // beatOwn writes the heartbeat of a registered owner. If it was adopted,
-// the next Commit reserves under a new owner.
+// the process goes on as a new owner: its adopter delivers what the old
+// one left.
 func (ob *Outbox) beatOwn(ctx context.Context) error {
 	ob.mu.Lock()
 	owner, reserved, low := ob.owner, ob.reserved, ob.lowLocked()
@@ -80,7 +81,8 @@ func (ob *Outbox) beatOwn(ctx context.Context) error {
 	if errors.Is(err, errAdopted) {
 		ob.mu.Lock()
 		if ob.owner == owner {
-			ob.reserved = ob.next // the next Commit extends, and finds out
+			ob.log.Warn("outbox owner was adopted by another process; going on as a new owner", "old", owner)
+			ob.owner, ob.next, ob.reserved, ob.pending = newOwner(), 0, 0, map[string]pending{}
 		}
 		ob.mu.Unlock()
 		return nil
@@ -134,15 +136,16 @@ func (ob *Outbox) adoptStale(ctx context.Context) error {
 		return fmt.Errorf("list outbox owners: %w", err)
 	}
 	me := ob.Owner()
+	var errs []error
 	for _, owner := range owners {
 		if owner == me {
 			continue
 		}
 		if err := ob.adopt(ctx, owner); err != nil {
-			return err
+			errs = append(errs, err) // the others are still adopted
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // adopt delivers the records an owner left if its heartbeat is stale. It
