@@ -278,7 +278,7 @@ func TestIdempotencyKeyReturnsTheFirstAnswer(t *testing.T) {
 
 func TestFailedCommitGivesTheStockBackThroughTheHoldSweep(t *testing.T) {
 	bothModes(t, func(t *testing.T, embedded bool) {
-		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms", "OUTBOX_RETRY_AFTER": "1ms", "STOCK_LEASE_UNITS": "0"})
+		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "300ms", "HOLD_TTL": "400ms", "OUTBOX_RETRY_AFTER": "1ms", "STOCK_LEASE_UNITS": "0"})
 		first := orderID(t, s.order(t, seedOrder)) // registers the outbox owner first
 		s.sc.State.FailNextTransact(errors.New("state store down"))
 		a := s.order(t, seedOrder)
@@ -287,7 +287,7 @@ func TestFailedCommitGivesTheStockBackThroughTheHoldSweep(t *testing.T) {
 		assert.NotContains(t, a.body, "state store down", "the cause is logged, not shown")
 		assert.Equal(t, 6, s.stock(t, "product-1"), "the outcome of a failed commit is unknown: its stock stays held")
 
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // past HOLD_TTL
 		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
 		assert.Equal(t, 8, s.stock(t, "product-1"), "the hold sweep finds no order and gives the stock back")
 		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.orderApp, "outbox-sweep", nil))
@@ -298,7 +298,7 @@ func TestFailedCommitGivesTheStockBackThroughTheHoldSweep(t *testing.T) {
 }
 
 func TestTheDistributedOrderServiceLeasesStock(t *testing.T) {
-	s := newTestShop(t, false, map[string]string{"CATALOG": "product-1:Laptop:100000", "ORDER_TIMEOUT": "10ms", "HOLD_TTL": "1100ms"})
+	s := newTestShop(t, false, map[string]string{"CATALOG": "product-1:Laptop:100000", "ORDER_TIMEOUT": "300ms", "HOLD_TTL": "1400ms"})
 	var ids []string
 	for range 3 {
 		ids = append(ids, orderID(t, s.order(t, seedOrder)))
@@ -323,14 +323,14 @@ func TestTheDistributedOrderServiceLeasesStock(t *testing.T) {
 		[]byte(`{"id":"`+stored+`","productId":"product-1","quantity":4,"customerEmail":"a@example.com","status":"confirmed"}`), ""))
 	assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
 	assert.Equal(t, 99_984, s.stock(t, "product-1"), "a young lease is left alone")
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // past HOLD_TTL
 	assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
 	assert.Equal(t, 99_990, s.stock(t, "product-1"), "the sweep looked up the lease's 10 slots: 4 units sold, 6 back")
 }
 
 func TestHoldsOfACrashedOrderServiceAreSettledByTheSweep(t *testing.T) {
 	bothModes(t, func(t *testing.T, embedded bool) {
-		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "10ms", "HOLD_TTL": "50ms", "STOCK_LEASE_UNITS": "0"})
+		s := newTestShop(t, embedded, map[string]string{"ORDER_TIMEOUT": "300ms", "HOLD_TTL": "400ms", "STOCK_LEASE_UNITS": "0"})
 		stored := orderID(t, s.order(t, seedOrder))
 		// What an order-service that died after taking stock leaves: a hold
 		// for an order that was never stored.
@@ -340,11 +340,11 @@ func TestHoldsOfACrashedOrderServiceAreSettledByTheSweep(t *testing.T) {
 
 		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
 		assert.Equal(t, 5, s.stock(t, "product-1"), "a young hold is left alone")
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // past HOLD_TTL
 		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
 		assert.Equal(t, 8, s.stock(t, "product-1"), "the crashed order's stock is back, the stored order's is not")
 
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // past HOLD_TTL
 		assert.Equal(t, http.StatusOK, s.sc.FireBinding(context.Background(), s.inventoryApp, "hold-sweep", nil))
 		assert.Equal(t, 8, s.stock(t, "product-1"), "a stored order's stock is final: %s", stored)
 	})
