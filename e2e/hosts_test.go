@@ -237,17 +237,7 @@ func (s *hostsShop) invoke(h *launch.Host, fn, method, appID, path, body string)
 
 func (s *hostsShop) orderFiles(t *testing.T) map[string]bool { return orderFiles(t, s.orderDir) }
 
-func (s *hostsShop) emails(t *testing.T) map[string]int {
-	t.Helper()
-	entries, err := os.ReadDir(s.emailDir)
-	require.NoError(t, err)
-	out := map[string]int{}
-	for _, e := range entries {
-		id, _, _ := strings.Cut(e.Name(), ".")
-		out[id]++
-	}
-	return out
-}
+func (s *hostsShop) emails(t *testing.T) map[string]int { return emailFiles(t, s.emailDir) }
 
 // stock reads the inventory through its own sidecar on the first host.
 func (s *hostsShop) stock(t *testing.T, product string) int {

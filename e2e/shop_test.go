@@ -200,9 +200,12 @@ func (s *distributedShop) stock(t *testing.T, product string) int {
 }
 
 // emails returns the .eml files per order id.
-func (s *distributedShop) emails(t *testing.T) map[string]int {
+func (s *distributedShop) emails(t *testing.T) map[string]int { return emailFiles(t, s.emailDir) }
+
+// emailFiles counts the email files of dir per order id.
+func emailFiles(t *testing.T, dir string) map[string]int {
 	t.Helper()
-	entries, err := os.ReadDir(s.emailDir)
+	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	out := map[string]int{}
 	for _, e := range entries {
