@@ -15,7 +15,7 @@ GO_TEST_FLAGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(DAPRD): deploy/daprd/go.mod deploy/daprd/go.sum deploy/daprd/main.go
+$(DAPRD): deploy/daprd/go.mod deploy/daprd/go.sum $(wildcard deploy/daprd/*.go)
 	@echo "building daprd $(DAPR_VERSION) (stable components + smtp) into $(DAPRD); the first build downloads ~2 GB of modules"
 	cd deploy/daprd && go build -mod=readonly -tags stablecomponents \
 	  -ldflags "-X github.com/dapr/dapr/pkg/buildinfo.version=$(DAPR_VERSION)" -o $(abspath $(DAPRD)) .
@@ -42,6 +42,36 @@ $(KUBE_BIN)/kube-apiserver: deploy/kube/build.sh
 
 .PHONY: kube-apiserver
 kube-apiserver: $(KUBE_BIN)/kube-apiserver ## build kube-apiserver and kubectl from the k8s.io/kubernetes module (cached under bin/, keyed by version)
+
+# The one-node cluster of `make test-kube` (docs/kubernetes.md): the node's
+# Kubernetes commands and the pause process from the same module, Dapr's
+# control plane from the pinned dapr module, Helm (to render Dapr's own
+# chart) and CoreDNS (the cluster's DNS) from their modules. Each is cached
+# under bin/ by version.
+HELM_VERSION    := v3.21.4
+COREDNS_VERSION := $(shell cat deploy/kube/coredns-version)
+DAPR_BIN        := bin/dapr-$(DAPR_VERSION)
+KUBE_NODE_CMDS  := kube-controller-manager kube-scheduler kubelet kube-proxy pause
+DAPR_CP_CMDS    := operator injector placement scheduler
+
+$(KUBE_BIN)/kubelet: deploy/kube/build.sh
+	deploy/kube/build.sh $(KUBE_VERSION) $(abspath $(KUBE_BIN)) $(KUBE_NODE_CMDS)
+
+$(DAPR_BIN)/operator: deploy/kube/build-dapr.sh
+	deploy/kube/build-dapr.sh $(DAPR_VERSION) $(abspath $(DAPR_BIN)) $(DAPR_CP_CMDS)
+
+bin/helm-$(HELM_VERSION)/helm:
+	GOBIN=$(abspath bin/helm-$(HELM_VERSION)) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+bin/coredns-$(COREDNS_VERSION)/coredns: deploy/kube/coredns-version
+	GOBIN=$(abspath bin/coredns-$(COREDNS_VERSION)) CGO_ENABLED=0 go install github.com/coredns/coredns@$(COREDNS_VERSION)
+
+.PHONY: kube
+kube: daprd sentry build kube-apiserver $(KUBE_BIN)/kubelet $(DAPR_BIN)/operator bin/helm-$(HELM_VERSION)/helm bin/coredns-$(COREDNS_VERSION)/coredns ## build everything the one-node Kubernetes cluster runs (cached under bin/, keyed by version)
+
+.PHONY: test-kube
+test-kube: kube ## the shop on a one-node Kubernetes cluster with Dapr's control plane, built from source (root; ~15 min): the seed's flow, a load with its audit, pods deleted under load, mTLS and access control
+	go test -tags kube -count=1 -timeout 45m -run TestKube -v ./e2e/
 
 .PHONY: build
 build: ## build the shop binary into bin/shop: static, as the Dockerfile builds it

@@ -136,6 +136,9 @@ func (l *orderLoad) waitOrders(t *testing.T, n int) {
 	require.Eventually(t, func() bool { return l.count() >= target }, 60*time.Second, 20*time.Millisecond, "the load makes progress")
 }
 
+// auditSettle is how long the audit waits for the deferred work to settle.
+var auditSettle = 90 * time.Second
+
 type auditResult struct {
 	ok, failed, stored, emailed int
 }
@@ -224,7 +227,7 @@ func audit(t *testing.T, s auditedShop, answers []loadAnswer, appDown ...window)
 		r.stored, r.emailed = len(files), len(emails)
 		return len(problems) == 0
 	}
-	if !assert.Eventually(t, settled, 90*time.Second, 500*time.Millisecond) {
+	if !assert.Eventually(t, settled, auditSettle, 500*time.Millisecond) {
 		for _, p := range problems[:min(len(problems), 20)] {
 			t.Error(p)
 		}

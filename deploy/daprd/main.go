@@ -1,15 +1,15 @@
 // Command daprd is the Dapr sidecar pinned by this project: upstream daprd
 // built with -tags stablecomponents plus the SMTP output binding, which the
-// stable set leaves out and the notification function can send mail through.
+// stable set leaves out and the notification function can send mail through
+// (one mailer per send: smtp.go says why).
 package main
 
 import (
-	"github.com/dapr/components-contrib/bindings/smtp"
 	"github.com/dapr/dapr/cmd/daprd/app"
 	bindingsLoader "github.com/dapr/dapr/pkg/components/bindings"
 )
 
 func main() {
-	bindingsLoader.DefaultRegistry.RegisterOutputBinding(smtp.NewSMTP, "smtp")
+	bindingsLoader.DefaultRegistry.RegisterOutputBinding(newPerCallSMTP, "smtp")
 	app.Run()
 }

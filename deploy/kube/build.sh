@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl of Kubernetes VERSION from the
-# k8s.io/kubernetes Go module into DIR (make kube-apiserver).
+# Builds Kubernetes VERSION's commands from the k8s.io/kubernetes Go module
+# into DIR: kube-apiserver and kubectl (make kube-apiserver), or the ones
+# named after DIR (make kube: the node's). "pause" is the pod sandbox's
+# process, Kubernetes' own build/pause/linux/pause.c, built static with gcc.
 #
 # The module as served has no staging/ directory, while its go.mod replaces
 # the k8s.io/* staging modules with ./staging/src/k8s.io/*: a copy of the
 # module with those replaces pointed at the published v0.MINOR.PATCH
 # modules builds.
 set -euo pipefail
-version=${1:?usage: build.sh VERSION DIR}
-out=${2:?usage: build.sh VERSION DIR}
+version=${1:?usage: build.sh VERSION DIR [COMMAND...]}
+out=${2:?usage: build.sh VERSION DIR [COMMAND...]}
+shift 2
+cmds=("$@")
+[ ${#cmds[@]} -gt 0 ] || cmds=(kube-apiserver kubectl)
 staging=v0.${version#*.}
 
 work=$(mktemp -d)
@@ -27,8 +32,11 @@ ldflags+=" -X k8s.io/component-base/version.gitMajor=${version%%.*}"
 minor=${version#*.}
 ldflags+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
 mkdir -p "$out"
-for cmd in kube-apiserver kubectl; do
+for cmd in "${cmds[@]}"; do
   echo "building $cmd v$version into $out"
+  if [ "$cmd" = pause ]; then
+    gcc -Os -static -Wall -Werror -DVERSION="v$version" -o "$out/pause" build/pause/linux/pause.c
+    continue
+  fi
   GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$cmd" "./cmd/$cmd"
 done
-"$out/kubectl" version --client

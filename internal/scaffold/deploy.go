@@ -499,8 +499,9 @@ spec:
         dapr.io/graceful-shutdown-seconds: "25"
         # The sidecar's GC target, as the launcher sets it (docs/benchmarks.md).
         dapr.io/env: "GOGC=200"
-        # Tokens both ways: the injector sets DAPR_API_TOKEN (app -> sidecar)
-        # and APP_API_TOKEN (sidecar -> app) in the app container.
+        # Tokens both ways: the sidecar requires DAPR_API_TOKEN of the app's
+        # calls and sends APP_API_TOKEN with its own. The injector gives them
+        # to the sidecar only: the app's env below reads the same Secrets.
         dapr.io/api-token-secret: dapr-api-token
         dapr.io/app-token-secret: app-api-token
         # The app's own metrics (METRICS_PORT), for Prometheus.
@@ -522,6 +523,17 @@ spec:
         - containerPort: 9190
           name: metrics
         env:
+        # The two tokens of the annotations above, for the app.
+        - name: DAPR_API_TOKEN
+          valueFrom:
+            secretKeyRef:
+              name: dapr-api-token
+              key: token
+        - name: APP_API_TOKEN
+          valueFrom:
+            secretKeyRef:
+              name: app-api-token
+              key: token
         - name: FUNCTIONS
           value: %[1]s
         - name: APP_ID
