@@ -126,6 +126,8 @@ func TestKube(t *testing.T) {
 	require.NoError(t, node.Import(ctx, archives...))
 	t.Logf("node Ready with its images in %s", time.Since(started).Round(time.Second))
 
+	require.NoError(t, os.RemoveAll(kubeArtifacts))
+	require.NoError(t, os.MkdirAll(filepath.Join(kubeArtifacts, "deleted"), 0o755))
 	s := &kubeShop{t: t, node: node, forwards: map[string]*portForward{}}
 	s.outside()
 	s.clusterDNS()
@@ -139,13 +141,13 @@ func TestKube(t *testing.T) {
 	t.Run("PodsDeletedUnderLoad", s.testPodsDeleted)
 }
 
+// kubeArtifacts keeps a failed run's logs; deleted/ holds the logs of the
+// pods the test deleted, followed until they went.
+var kubeArtifacts = filepath.Join("artifacts", "kube")
+
 // keepKubeLogs copies the node's logs and every pod's to e2e/artifacts/kube.
 func keepKubeLogs(t *testing.T, node *kubenode.Node) {
-	out := filepath.Join("artifacts", "kube")
-	_ = os.RemoveAll(out)
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return
-	}
+	out := kubeArtifacts
 	_ = exec.Command("cp", "-r", node.Logs(), filepath.Join(out, "node")).Run()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -670,6 +672,7 @@ func (s *kubeShop) testPodsDeleted(t *testing.T) {
 		pods := s.readyPods(app)
 		require.NotEmpty(t, pods, app)
 		t.Logf("deleting pod %s under load", pods[0])
+		s.followLogs(pods[0])
 		s.kubectl("delete", "pod", pods[0], "--wait=false")
 		require.Eventually(t, func() bool { return len(s.readyPods(app)) >= 1 && !contains(s.readyPods(app), pods[0]) },
 			3*time.Minute, time.Second, "%s's Deployment replaces the deleted pod", app)
@@ -700,6 +703,19 @@ func logFailures(t *testing.T, answers []loadAnswer) {
 func (l *orderLoad) sent() []loadAnswer {
 	l.wg.Wait()
 	return l.answers
+}
+
+// followLogs writes pod's logs to the artifacts until it is gone.
+func (s *kubeShop) followLogs(pod string) {
+	f, err := os.Create(filepath.Join(kubeArtifacts, "deleted", pod+".log"))
+	require.NoError(s.t, err)
+	cmd := exec.Command(filepath.Join(repo("bin", "kube-"+kubeVersion), "kubectl"), "--kubeconfig", s.node.Kubeconfig,
+		"logs", "-f", "--all-containers", "--prefix", "--timestamps", pod)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(s.t, cmd.Start())
+	s.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); f.Close() })
+	time.Sleep(500 * time.Millisecond) // attached before the pod is told to go
 }
 
 func contains(list []string, v string) bool {

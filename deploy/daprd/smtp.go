@@ -17,12 +17,16 @@ import (
 // and shares nothing.
 type perCallSMTP struct {
 	bindings.OutputBinding // answers Operations and GetComponentMetadata
-	log                    logger.Logger
 	meta                   bindings.Metadata
+	// callLog is the per-send mailers' logger: errors only, since each one's
+	// Init would repeat the component's start-up warnings on every email.
+	callLog logger.Logger
 }
 
 func newPerCallSMTP(log logger.Logger) bindings.OutputBinding {
-	return &perCallSMTP{OutputBinding: smtp.NewSMTP(log), log: log}
+	callLog := logger.NewLogger("dapr.contrib.smtp.send")
+	callLog.SetOutputLevel(logger.ErrorLevel)
+	return &perCallSMTP{OutputBinding: smtp.NewSMTP(log), callLog: callLog}
 }
 
 func (p *perCallSMTP) Init(ctx context.Context, meta bindings.Metadata) error {
@@ -31,7 +35,7 @@ func (p *perCallSMTP) Init(ctx context.Context, meta bindings.Metadata) error {
 }
 
 func (p *perCallSMTP) Invoke(ctx context.Context, req *bindings.InvokeRequest) (*bindings.InvokeResponse, error) {
-	m := smtp.NewSMTP(p.log)
+	m := smtp.NewSMTP(p.callLog)
 	if err := m.Init(ctx, p.meta); err != nil {
 		return nil, err
 	}

@@ -178,6 +178,12 @@ func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error 
 		return nil
 	}
 	m := Render(o, s.from)
+	// Once the email is on its way, the send and its record finish even if
+	// the delivery is canceled: daprd cancels the deliveries in flight when
+	// it stops, and an email that went out without its record would go out
+	// again on the redelivery.
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	if err := s.mail.Send(ctx, m); err != nil {
 		return runtime.RetryLater(err)
 	}
@@ -189,6 +195,20 @@ func (s *Service) Send(ctx context.Context, ev runtime.Event[OrderEvent]) error 
 	}
 	s.sent(m)
 	return nil
+}
+
+// sendBound is how long a send and its record may take once detached from a
+// delivery that has no deadline of its own.
+const sendBound = 30 * time.Second
+
+// detach returns a context that keeps ctx's values and deadline (or
+// sendBound) but not its cancellation.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(sendBound)
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
 // sent logs the confirmation m and tells the announcer.

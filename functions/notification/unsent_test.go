@@ -163,3 +163,45 @@ func TestTwoReplicasSweepsSendAKeptEmailOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, kept)
 }
+
+// cancelingMailer cancels the delivery while the email is on its way, as
+// daprd does to the deliveries in flight when it stops, and sends it.
+type cancelingMailer struct {
+	downMailer
+	cancel context.CancelFunc
+}
+
+func (m *cancelingMailer) Send(ctx context.Context, msg email.Message) error {
+	m.cancel()
+	return m.downMailer.Send(ctx, msg)
+}
+
+// ctxStore fails a call whose context is done, as a call to the sidecar does.
+type ctxStore struct{ *memory.Store }
+
+func (s ctxStore) Save(ctx context.Context, key string, value []byte, etag string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Store.Save(ctx, key, value, etag)
+}
+
+func TestAConfirmationSentAsItsDeliveryIsCanceledIsRecordedAndNotSentAgain(t *testing.T) {
+	store := ctxStore{memory.NewStore()}
+	ctx, cancel := context.WithCancel(context.Background())
+	mail := &cancelingMailer{cancel: cancel}
+	s, err := New(store, mail, "shop@example.com", nil)
+	require.NoError(t, err)
+
+	ev := runtime.Event[OrderEvent]{EventMeta: runtime.EventMeta{ID: "order-7"},
+		Data: OrderEvent{OrderID: "order-7", CustomerEmail: "a@example.com", ProductID: "product-1", Quantity: 1}}
+	require.NoError(t, s.Send(ctx, ev), "the email went out and was recorded")
+	require.Error(t, ctx.Err(), "the delivery was canceled meanwhile")
+	it, err := store.Get(context.Background(), SentKey("order-7"))
+	require.NoError(t, err)
+	assert.True(t, it.Found, "recorded though the delivery was canceled")
+
+	mail.cancel = func() {}
+	require.NoError(t, s.Send(context.Background(), ev), "the redelivery")
+	assert.Equal(t, []string{"order-7"}, mail.Sent(), "sent once")
+}

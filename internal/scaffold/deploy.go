@@ -497,6 +497,11 @@ spec:
         dapr.io/sidecar-listen-addresses: "[::1],127.0.0.1"
         dapr.io/enable-api-logging: "false"
         dapr.io/graceful-shutdown-seconds: "25"
+        # On SIGTERM the sidecar stops delivering events and keeps its API up
+        # for 10 s, so that the app's in-flight work can still save and
+        # publish; without it daprd closes its components at once, and a
+        # confirmation sent just then is not recorded and is sent again.
+        dapr.io/block-shutdown-duration: "10s"
         # The sidecar's GC target, as the launcher sets it (docs/benchmarks.md).
         dapr.io/env: "GOGC=200"
         # Tokens both ways: the sidecar requires DAPR_API_TOKEN of the app's
