@@ -130,9 +130,14 @@ func TestKube(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(kubeArtifacts, "deleted"), 0o755))
 	s := &kubeShop{t: t, node: node, forwards: map[string]*portForward{}}
 	s.outside()
-	s.clusterDNS()
-	s.daprControlPlane()
-	s.deploy()
+	for _, step := range []struct {
+		what string
+		do   func()
+	}{{"CoreDNS", s.clusterDNS}, {"Dapr's control plane", s.daprControlPlane}, {"the shop and Redis", s.deploy}} {
+		began := time.Now()
+		step.do()
+		t.Logf("%s ready in %s", step.what, time.Since(began).Round(time.Second))
+	}
 	t.Logf("the shop is up on the node, %s after the start", time.Since(started).Round(time.Second))
 
 	t.Run("SeedFlow", s.testSeedFlow)
@@ -449,10 +454,28 @@ func (st sidecarTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	req.URL.Scheme, req.URL.Host = "http", addr
 	req.Header.Set("dapr-api-token", st.s.tokens["dapr-api-token"])
 	resp, err := st.rt.RoundTrip(req)
-	if err != nil && req.Context().Err() == nil {
+	switch {
+	case err != nil && req.Context().Err() == nil:
 		st.s.dropForward(st.app, addr) // its pod may be gone: the next request forwards anew
+	case err == nil && resp.StatusCode >= 500 && st.s.terminating(st.app, addr):
+		// A deleted pod's sidecar keeps its API up while its app is gone
+		// (block-shutdown-duration); an ingress would have left it already.
+		st.s.dropForward(st.app, addr)
 	}
 	return resp, err
+}
+
+// terminating tells whether the pod app's forward at addr leads to is
+// being deleted.
+func (s *kubeShop) terminating(app, addr string) bool {
+	s.mu.Lock()
+	f := s.forwards[app]
+	s.mu.Unlock()
+	if f == nil || "127.0.0.1:"+strconv.Itoa(f.port) != addr {
+		return false
+	}
+	out, err := s.node.Kubectl(context.Background(), "get", "pod", f.pod, "-o", "jsonpath={.metadata.deletionTimestamp}")
+	return err != nil || out != ""
 }
 
 // dropForward closes app's forward if it is still the one at addr.

@@ -566,6 +566,12 @@ spec:
           value: "1"
         - name: METRICS_PORT
           value: "9190"
+        # Keep serving for 5 s after the pod is told to go, while Kubernetes
+        # and the other sidecars stop sending it calls; then drain.
+        lifecycle:
+          preStop:
+            sleep:
+              seconds: 5
         readinessProbe:
           httpGet:
             path: /readyz
