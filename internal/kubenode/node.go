@@ -224,7 +224,7 @@ func (n *Node) start(ctx context.Context) error {
 			return fmt.Errorf("%v: %s", err, out)
 		}
 		if out != "True" {
-			return fmt.Errorf("Ready is %q", out)
+			return fmt.Errorf("node condition Ready is %q", out)
 		}
 		return nil
 	})
