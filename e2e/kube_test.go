@@ -3,7 +3,8 @@
 package e2e
 
 // The shop on a one-node Kubernetes cluster built from source, with Dapr's
-// own control plane from its Helm chart: `make test-kube` (root, ~15 min).
+// own control plane from its Helm chart: `make test-kube` (root; about 4
+// minutes once `make kube` has built everything).
 // docs/kubernetes.md tells what it checks and how to reproduce it.
 
 import (
@@ -14,12 +15,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,10 +36,21 @@ import (
 	"github.com/daprfn/shop/internal/kubenode"
 )
 
+// The versions `make kube` built, which `make test-kube` passes on.
+var (
+	kubeVersion = envOr("KUBE_VERSION", "1.34.2")
+	daprVersion = envOr("DAPR_VERSION", "1.18.2")
+	helmVersion = envOr("HELM_VERSION", "v3.21.4")
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
 const (
-	kubeVersion = "1.34.2"
-	daprVersion = "1.18.2"
-	helmVersion = "v3.21.4"
 	// shopImage is the image the test's cluster runs the shop from; the
 	// manifests of deploy/k8s are applied with theirs replaced by it.
 	shopImage     = "docker.io/local/shop:kube"
@@ -78,7 +92,7 @@ func kubeImages(t *testing.T) []string {
 	dir := t.TempDir()
 	var archives []string
 	for _, im := range images {
-		for _, src := range im.Files {
+		for _, src := range slices.Collect(maps.Values(im.Files)) {
 			_, err := os.Stat(src)
 			require.NoError(t, err, "%s: run `make kube`", src)
 			im, err = im.WithLibraries(src)
@@ -112,6 +126,8 @@ func TestKube(t *testing.T) {
 	// hold sweep (every 15 s) after HOLD_TTL (60 s), as the manifests set them.
 	auditSettle = 3 * time.Minute
 
+	require.NoError(t, os.RemoveAll(kubeArtifacts))
+	require.NoError(t, os.MkdirAll(filepath.Join(kubeArtifacts, "deleted"), 0o755))
 	started := time.Now()
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	dir := filepath.Join(os.TempDir(), "shopkube")
@@ -126,8 +142,6 @@ func TestKube(t *testing.T) {
 	require.NoError(t, node.Import(ctx, archives...))
 	t.Logf("node Ready with its images in %s", time.Since(started).Round(time.Second))
 
-	require.NoError(t, os.RemoveAll(kubeArtifacts))
-	require.NoError(t, os.MkdirAll(filepath.Join(kubeArtifacts, "deleted"), 0o755))
 	s := &kubeShop{t: t, node: node, forwards: map[string]*portForward{}}
 	s.outside()
 	for _, step := range []struct {
@@ -576,7 +590,9 @@ func (s *kubeShop) testAccessControl(t *testing.T) {
 	// An outsider in the cluster's network: a pod's daprd internal gRPC
 	// port (50002) answers only TLS clients with a certificate from sentry.
 	ip := s.kubectl("get", "pods", "-l", "app=inventory-service", "-o", "jsonpath={.items[0].status.podIP}")
-	assert.Error(t, outsiderTLS(net.JoinHostPort(ip, "50002")), "a TLS client without a certificate from sentry is refused")
+	err = outsiderTLS(net.JoinHostPort(ip, "50002"))
+	require.Error(t, err, "a TLS client without a certificate from sentry is refused")
+	assert.Contains(t, err.Error(), "remote error: tls", "refused by daprd's TLS, not by the network")
 
 	// And an app's own port answers only its sidecar (APP_API_TOKEN).
 	orderIP := s.kubectl("get", "pods", "-l", "app=order-service", "-o", "jsonpath={.items[0].status.podIP}")
@@ -690,6 +706,12 @@ func (s *kubeShop) testPodsDeleted(t *testing.T) {
 	s.stockUp(t)
 	before := s.orderFiles(t)
 	l := s.load(8, 100000)
+	finished := false
+	t.Cleanup(func() {
+		if !finished {
+			l.finish()
+		}
+	})
 	for _, app := range []string{inventoryApp, notifyApp, storefrontApp, orderApp} {
 		l.waitOrders(t, 100)
 		pods := s.readyPods(app)
@@ -697,11 +719,14 @@ func (s *kubeShop) testPodsDeleted(t *testing.T) {
 		t.Logf("deleting pod %s under load", pods[0])
 		s.followLogs(pods[0])
 		s.kubectl("delete", "pod", pods[0], "--wait=false")
-		require.Eventually(t, func() bool { return len(s.readyPods(app)) >= 1 && !contains(s.readyPods(app), pods[0]) },
-			3*time.Minute, time.Second, "%s's Deployment replaces the deleted pod", app)
+		// Replaced: every replica of the Deployment available again.
+		require.Eventually(t, func() bool { return !slices.Contains(s.readyPods(app), pods[0]) }, time.Minute, 200*time.Millisecond)
+		out, err := s.node.Kubectl(t.Context(), "rollout", "status", "deployment/"+app, "--timeout", "3m")
+		require.NoError(t, err, "%s's Deployment replaces the deleted pod: %s", app, out)
 	}
 	l.waitOrders(t, 200)
 	answers := l.finish()
+	finished = true
 	r := audit(t, s.since(before), answers)
 	t.Logf("pods deleted under load: %d orders answered 200, %d failed", r.ok, r.failed)
 	logFailures(t, answers)
@@ -741,15 +766,6 @@ func (s *kubeShop) followLogs(pod string) {
 	time.Sleep(500 * time.Millisecond) // attached before the pod is told to go
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // since is the shop as the audit sees it, counting only orders stored
 // after before (earlier subtests' orders are theirs).
 func (s *kubeShop) since(before map[string]bool) auditedShop {
@@ -780,12 +796,16 @@ func (v sinceShop) emails(t *testing.T) map[string]int {
 // outsiderTLS speaks HTTP/2 over TLS to addr without a client certificate
 // and returns nil only if the server answers.
 func outsiderTLS(addr string) error {
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
-		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
+		return fmt.Errorf("connect (the port should answer): %w", err)
+	}
+	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.Handshake(); err != nil {
 		return err
 	}
-	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
 		return err

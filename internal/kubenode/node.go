@@ -86,6 +86,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Dir == "" {
+		return nil, errors.New("kubenode: Config.Dir is empty: the node needs a directory of its own")
+	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -177,7 +180,7 @@ func (n *Node) start(ctx context.Context) error {
 		"--allow-privileged=true"); err != nil {
 		return err
 	}
-	if err := n.waitFor(ctx, "the API server", 2*time.Minute, func() error {
+	if err := n.waitFor(ctx, "the API server", 2*time.Minute, func(ctx context.Context) error {
 		_, err := n.Kubectl(ctx, "get", "--raw", "/readyz")
 		return err
 	}); err != nil {
@@ -218,7 +221,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startKubeProxy(); err != nil {
 		return err
 	}
-	return n.waitFor(ctx, "the node to be Ready", 3*time.Minute, func() error {
+	return n.waitFor(ctx, "the node to be Ready", 3*time.Minute, func(ctx context.Context) error {
 		out, err := n.Kubectl(ctx, "get", "node", NodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
@@ -327,12 +330,12 @@ current-context: shop
 }
 
 // waitFor polls check every half second until it succeeds, within.
-func (n *Node) waitFor(ctx context.Context, what string, within time.Duration, check func() error) error {
+func (n *Node) waitFor(ctx context.Context, what string, within time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var last error
 	for {
-		if last = check(); last == nil {
+		if last = check(ctx); last == nil {
 			return nil
 		}
 		for _, p := range n.procs {
@@ -357,7 +360,9 @@ func (n *Node) Stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-	killPods()
+	if err := killPods(); err != nil {
+		n.cfg.Log.Warn("node pods left behind", "err", err)
+	}
 	if err := cleanNetwork(); err != nil {
 		n.cfg.Log.Warn("node network left behind", "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,9 +27,9 @@ func (n *Node) socket() string { return n.path("containerd", "containerd.sock") 
 // its state under Dir, the CNI plugins of the distribution, and the pod
 // network on the node's bridge.
 func (n *Node) startContainerd(ctx context.Context) error {
-	// restrict_oom_score_adj: this machine forbids lowering a process's
-	// oom_score_adj, and without it every pod sandbox fails to start
-	// ("can't get final child's PID from pipe: EOF").
+	// restrict_oom_score_adj: where lowering a process's oom_score_adj is
+	// forbidden (as in some VMs and containers), every pod sandbox fails to
+	// start without it ("can't get final child's PID from pipe: EOF").
 	config := fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
@@ -70,7 +71,7 @@ state = %[2]q
 	if err := n.run("containerd", "containerd", "--config", n.path("containerd", "config.toml")); err != nil {
 		return err
 	}
-	return n.waitFor(ctx, "containerd", time.Minute, func() error {
+	return n.waitFor(ctx, "containerd", time.Minute, func(ctx context.Context) error {
 		_, err := n.ctr(ctx, "version")
 		return err
 	})
@@ -100,6 +101,7 @@ kind: KubeletConfiguration
 address: %[1]s
 readOnlyPort: 0
 cgroupDriver: cgroupfs
+cgroupRoot: /%[6]s
 failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://%[2]s
@@ -120,13 +122,16 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
-`, NodeAddr, n.socket(), DNSAddr, n.path("resolv.conf"), p.path("ca.crt"))
+`, NodeAddr, n.socket(), DNSAddr, n.path("resolv.conf"), p.path("ca.crt"), cgroupRoot)
 	if err := os.WriteFile(n.path("kubelet.yaml"), []byte(config), 0o644); err != nil {
 		return err
 	}
-	// The pods' DNS servers beyond the cluster's: none, the machine has no
-	// outside network.
+	// Pods resolve the cluster's names only: no DNS server beyond the
+	// cluster's.
 	if err := os.WriteFile(n.path("resolv.conf"), []byte("nameserver "+DNSAddr+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := makeCgroupRoot(); err != nil {
 		return err
 	}
 	return n.run("kubelet", n.bin("kubelet"), "--config", n.path("kubelet.yaml"),
@@ -158,25 +163,40 @@ healthzBindAddress: 127.0.0.1:10256
 // Clean removes what a node left behind: its pods' processes, its
 // processes, its network, its mounts and dir.
 func Clean(dir string) error {
+	if dir == "" || dir == "/" {
+		return fmt.Errorf("node dir %q: want a directory of the node's own", dir)
+	}
 	var errs []error
 	errs = append(errs, cleanNetwork())
-	killPods()
-	errs = append(errs, unmountUnder(dir))
+	errs = append(errs, killPods())
+	if err := unmountUnder(dir); err != nil {
+		// Never remove a tree that may still have mounts in it.
+		return errors.Join(append(errs, err)...)
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// killPods kills every process in the kubelet's kubepods cgroups and
-// removes them: pods live in network namespaces of their own, so killing
-// the node's namespace does not reach them.
-func killPods() {
-	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
-	for range 20 {
-		left := false
-		for _, h := range hierarchies {
-			_ = filepath.WalkDir(h, func(p string, d os.DirEntry, err error) error {
+// cgroupRoot is the kubelet's root cgroup: every pod of the node is under
+// it, in each cgroup v1 hierarchy or in the v2 tree, and nothing else is.
+const cgroupRoot = "shopkube"
+
+// killPods kills every process in the node's cgroups and removes them:
+// pods live in network namespaces of their own, so killing the node's
+// namespace does not reach them. Then it removes the pods' network
+// namespaces that no process uses any more.
+func killPods() error {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupRoot)
+	if v2 := "/sys/fs/cgroup/" + cgroupRoot; isDir(v2) {
+		roots = append(roots, v2)
+	}
+	var left []int
+	for range 50 {
+		left = left[:0]
+		for _, root := range roots {
+			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 				if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
 					return nil
 				}
@@ -184,35 +204,82 @@ func killPods() {
 				for _, f := range strings.Fields(string(data)) {
 					if pid, err := strconv.Atoi(f); err == nil {
 						_ = syscall.Kill(pid, syscall.SIGKILL)
-						left = true
+						left = append(left, pid)
 					}
 				}
 				return nil
 			})
 		}
-		if !left {
+		if len(left) == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, h := range hierarchies {
+	var errs []error
+	if len(left) > 0 {
+		errs = append(errs, fmt.Errorf("pod processes %v outlived SIGKILL", left))
+	}
+	for _, root := range roots {
 		var dirs []string
-		_ = filepath.WalkDir(h, func(p string, d os.DirEntry, err error) error {
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				dirs = append(dirs, p)
 			}
 			return nil
 		})
 		for _, d := range slices.Backward(dirs) {
-			_ = syscall.Rmdir(d)
+			if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) {
+				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+			}
 		}
 	}
-	// The pods' network namespaces, which containerd bind-mounts here.
+	// containerd bind-mounts each pod's network namespace at
+	// /run/netns/cni-*; those of another runtime's live pods still have
+	// processes and stay.
 	cni, _ := filepath.Glob("/run/netns/cni-*")
 	for _, p := range cni {
+		out, err := exec.Command("ip", "netns", "pids", filepath.Base(p)).Output()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			continue
+		}
 		_ = syscall.Unmount(p, syscall.MNT_DETACH)
 		_ = os.Remove(p)
 	}
+	return errors.Join(errs...)
+}
+
+// makeCgroupRoot creates the kubelet's root cgroup, which it wants to find
+// in every hierarchy: under each cgroup v1 controller (a new cpuset cgroup
+// gets its parent's CPUs and memory nodes, or it could run nothing), or in
+// the v2 tree.
+func makeCgroupRoot() error {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return os.MkdirAll("/sys/fs/cgroup/"+cgroupRoot, 0o755)
+	}
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*/cgroup.procs")
+	for _, procs := range hierarchies {
+		h := filepath.Dir(procs)
+		if fi, err := os.Lstat(h); err != nil || !fi.IsDir() { // cpu,cpuacct links to a hierarchy listed too
+			continue
+		}
+		dir := filepath.Join(h, cgroupRoot)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("kubelet root cgroup: %w", err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+					return fmt.Errorf("kubelet root cgroup %s: %w", f, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
 
 // cleanNetwork kills every process in the node's namespace and deletes it
@@ -244,6 +311,8 @@ func cleanNetwork() error {
 	return nil
 }
 
+var octalEscape = regexp.MustCompile(`\\[0-7]{3}`)
+
 // unmountUnder unmounts every mount point under dir, deepest first.
 func unmountUnder(dir string) error {
 	if dir == "" {
@@ -258,8 +327,16 @@ func unmountUnder(dir string) error {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			points = append(points, fields[4])
+		if len(fields) <= 4 {
+			continue
+		}
+		// mountinfo writes a space, tab, newline or backslash as \ooo.
+		point := octalEscape.ReplaceAllStringFunc(fields[4], func(e string) string {
+			n, _ := strconv.ParseUint(e[1:], 8, 8)
+			return string(rune(n))
+		})
+		if point == dir || strings.HasPrefix(point, dir+"/") {
+			points = append(points, point)
 		}
 	}
 	slices.SortFunc(points, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })

@@ -514,7 +514,7 @@ spec:
         prometheus.io/port: "9190"
         prometheus.io/path: /metrics
     spec:
-      terminationGracePeriodSeconds: 30
+      terminationGracePeriodSeconds: 40
       securityContext:
         runAsNonRoot: true
         runAsUser: 65532
@@ -566,12 +566,15 @@ spec:
           value: "1"
         - name: METRICS_PORT
           value: "9190"
-        # Keep serving for 5 s after the pod is told to go, while Kubernetes
-        # and the other sidecars stop sending it calls; then drain.
+        # Keep serving as long as the sidecar's API stays up after the pod is
+        # told to go (block-shutdown-duration): Kubernetes stops sending it
+        # new calls at once, but other sidecars keep their connections to
+        # this one until it shuts down, and an app gone before its sidecar
+        # fails their calls. Then drain.
         lifecycle:
           preStop:
             sleep:
-              seconds: 5
+              seconds: 10
         readinessProbe:
           httpGet:
             path: /readyz
