@@ -10,6 +10,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -305,13 +306,13 @@ func (s *kubeShop) daprControlPlane() {
 func (s *kubeShop) deploy() {
 	t := s.t
 	s.tokens = map[string]string{
-		"dapr-api-token": randHex(16), "app-api-token": randHex(16), "internal-token": randHex(16),
+		"dapr-api-token": rand.Text(), "app-api-token": rand.Text(), "internal-token": rand.Text(),
 	}
 	for name, v := range s.tokens {
 		key := "token"
 		s.kubectl("create", "secret", "generic", name, "--from-literal="+key+"="+v)
 	}
-	s.tokens["redis-password"] = randHex(16)
+	s.tokens["redis-password"] = rand.Text()
 	s.kubectl("create", "secret", "generic", "shop-secrets",
 		"--from-literal=redis-password="+s.tokens["redis-password"],
 		fmt.Sprintf("--from-literal=postgres-connection=host=%s port=5432 user=postgres dbname=%s sslmode=disable", kubenode.HostAddr, s.db),
@@ -340,26 +341,27 @@ func (s *kubeShop) deploy() {
 	}
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	f, _ := os.Open("/dev/urandom")
-	defer f.Close()
-	_, _ = io.ReadFull(f, b)
-	return fmt.Sprintf("%x", b)
-}
-
 // readyPods lists the Ready, not terminating pods of app.
 func (s *kubeShop) readyPods(app string) []string {
-	out := s.kubectl("get", "pods", "-l", "app="+app, "-o",
+	pods, err := s.listReady(s.t.Context(), app)
+	require.NoError(s.t, err)
+	return pods
+}
+
+// listReady is readyPods for callers that handle the error.
+func (s *kubeShop) listReady(ctx context.Context, app string) ([]string, error) {
+	out, err := s.node.Kubectl(ctx, "get", "pods", "-l", "app="+app, "-o",
 		`jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+	if err != nil {
+		return nil, fmt.Errorf("list %s's pods: %v: %s", app, err, out)
+	}
 	var pods []string
 	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && f[1] == "True" { // no deletionTimestamp
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "True" { // no deletionTimestamp
 			pods = append(pods, f[0])
 		}
 	}
-	return pods
+	return pods, nil
 }
 
 // portForward is `kubectl port-forward` to one pod's port, on loopback.
@@ -433,17 +435,12 @@ func (s *kubeShop) sidecar(app string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		out, err := s.node.Kubectl(ctx, "get", "pods", "-l", "app="+app, "-o",
-			`jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
-		if err == nil {
-			for _, line := range strings.Split(out, "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[1] == "True" {
-					if fw, err := s.portForward(f[0], sidecarPort); err == nil {
-						s.forwards[app] = fw
-						s.t.Cleanup(fw.close)
-						return "127.0.0.1:" + strconv.Itoa(fw.port), nil
-					}
-				}
+		pods, _ := s.listReady(ctx, app)
+		for _, pod := range pods {
+			if fw, err := s.portForward(pod, sidecarPort); err == nil {
+				s.forwards[app] = fw
+				s.t.Cleanup(fw.close)
+				return "127.0.0.1:" + strconv.Itoa(fw.port), nil
 			}
 		}
 		time.Sleep(time.Second)

@@ -135,11 +135,11 @@ func (n *Node) start(ctx context.Context) error {
 	// Every other client authenticates with a token of its own, as the
 	// user Kubernetes' default RBAC roles name.
 	tokens := map[string][3]string{ // kubeconfig name -> token, user, groups
-		"admin":                   {randToken(), "admin", "system:masters"},
-		"kubelet":                 {randToken(), "system:node:" + NodeName, "system:nodes"},
-		"kube-proxy":              {randToken(), "system:kube-proxy", ""},
-		"kube-controller-manager": {randToken(), "system:kube-controller-manager", ""},
-		"kube-scheduler":          {randToken(), "system:kube-scheduler", ""},
+		"admin":                   {rand.Text(), "admin", "system:masters"},
+		"kubelet":                 {rand.Text(), "system:node:" + NodeName, "system:nodes"},
+		"kube-proxy":              {rand.Text(), "system:kube-proxy", ""},
+		"kube-controller-manager": {rand.Text(), "system:kube-controller-manager", ""},
+		"kube-scheduler":          {rand.Text(), "system:kube-scheduler", ""},
 	}
 	var csv strings.Builder
 	for _, t := range tokens {
@@ -369,12 +369,4 @@ func (n *Node) Stop() {
 	if err := unmountUnder(n.cfg.Dir); err != nil {
 		n.cfg.Log.Warn("node mounts left behind", "err", err)
 	}
-}
-
-func randToken() string {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return fmt.Sprintf("%x", b)
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/daprfn/shop/internal/launch"
 )
 
 // PauseImage is the pod sandbox image containerd runs: Kubernetes' own
@@ -288,27 +290,7 @@ func cleanNetwork() error {
 	if _, err := os.Stat("/run/netns/" + Namespace); err != nil {
 		return nil
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := exec.Command("ip", "netns", "pids", Namespace).Output()
-		pids := strings.Fields(string(out))
-		if err != nil || len(pids) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node namespace: processes %v outlived SIGKILL", pids)
-		}
-		for _, f := range pids {
-			if pid, err := strconv.Atoi(f); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if out, err := exec.Command("ip", "netns", "delete", Namespace).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns delete %s: %v: %s", Namespace, err, bytes.TrimSpace(out))
-	}
-	return nil
+	return launch.KillNamespace(Namespace)
 }
 
 var octalEscape = regexp.MustCompile(`\\[0-7]{3}`)

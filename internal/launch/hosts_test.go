@@ -132,7 +132,7 @@ func TestStaleRunsAreRemovedAndLiveOnesKept(t *testing.T) {
 	for _, id := range []string{stale, live} {
 		ns := nsPrefix + id + "-app1"
 		require.NoError(t, ip("netns", "add", ns))
-		t.Cleanup(func() { _ = killNamespace(ns) })
+		t.Cleanup(func() { _ = KillNamespace(ns) })
 	}
 	sleeper := exec.Command("nsenter", "--net=/run/netns/"+nsPrefix+stale+"-app1", "--", "sleep", "60")
 	sleeper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -169,7 +169,7 @@ func TestDialInStartsInTheHostsNamespace(t *testing.T) {
 	requireRoot(t)
 	ns := nsPrefix + randomRun() + "-app1"
 	require.NoError(t, ip("netns", "add", ns))
-	t.Cleanup(func() { _ = killNamespace(ns) })
+	t.Cleanup(func() { _ = KillNamespace(ns) })
 	require.NoError(t, ip("-n", ns, "link", "set", "lo", "up"))
 
 	l, err := net.Listen("tcp", "127.0.0.1:0") // on this machine's loopback

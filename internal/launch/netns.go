@@ -93,9 +93,9 @@ func NamespacePIDs(ns string) ([]int, error) {
 	return pids, nil
 }
 
-// killNamespace sends SIGKILL to every process in ns until none is left
+// KillNamespace sends SIGKILL to every process in ns until none is left
 // (up to 10 s), then deletes ns.
-func killNamespace(ns string) error {
+func KillNamespace(ns string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pids, err := NamespacePIDs(ns)
@@ -167,7 +167,7 @@ func cleanStale(log *slog.Logger) error {
 			continue // that run lives
 		}
 		for _, ns := range nss {
-			if err := killNamespace(ns); err != nil {
+			if err := KillNamespace(ns); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -299,7 +299,7 @@ func (n *network) remove() error {
 	}
 	var errs []error
 	for _, ns := range nss {
-		errs = append(errs, killNamespace(ns))
+		errs = append(errs, KillNamespace(ns))
 	}
 	return errors.Join(errs...)
 }
